@@ -1,0 +1,52 @@
+"""Domain errors. Adapters translate library errors into these; the handler maps each to HTTP."""
+
+from __future__ import annotations
+
+
+class FlagServiceError(Exception):
+    """Base of every domain error; `key` names the flag involved, if any."""
+
+    def __init__(self, detail: str, *, key: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.key = key
+
+
+class ParseError(FlagServiceError):
+    """A body that is not UTF-8, not JSON or not a JSON object, or a bad query parameter."""
+
+
+class InvalidKeyError(FlagServiceError):
+    """A flag key that breaks the key rule."""
+
+
+class InvalidFlagError(FlagServiceError):
+    """A definition that breaks CONTRACT.md section 3."""
+
+
+class FlagNotFoundError(FlagServiceError):
+    """No such flag."""
+
+
+class VersionConflictError(FlagServiceError):
+    """`If-Match` does not match the current version."""
+
+
+class UnauthorizedError(FlagServiceError):
+    """Credentials missing."""
+
+
+class ForbiddenError(FlagServiceError):
+    """Credentials wrong or not allowed."""
+
+
+class PayloadTooLargeError(FlagServiceError):
+    """A body over the size limit."""
+
+
+class StoreUnavailableError(FlagServiceError):
+    """The answer needs a store that is down."""
+
+
+class CacheUnavailableError(Exception):
+    """Redis failed, timed out, or its breaker is open (internal: callers fall back, users never see it)."""

@@ -1,0 +1,53 @@
+"""Semantic versions 2.0.0 as CONTRACT.md section 3 reads them: optional leading `v`, missing minor or
+patch read as 0, pre-releases ordered as the spec says, build metadata ignored."""
+
+from __future__ import annotations
+
+import re
+from functools import total_ordering
+
+_SEMVER = re.compile(
+    r"^v?(?P<major>0|[1-9]\d*)(?:\.(?P<minor>0|[1-9]\d*))?(?:\.(?P<patch>0|[1-9]\d*))?"
+    r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+
+
+@total_ordering
+class SemVer:
+    """A parsed version; compares by precedence (build metadata ignored)."""
+
+    __slots__ = ("core", "pre")
+
+    def __init__(self, core: tuple[int, int, int], pre: tuple[str, ...]) -> None:
+        self.core = core
+        self.pre = pre
+
+    def _pre_key(self) -> tuple[int, tuple[tuple[int, int, str], ...]]:
+        # A version without pre-release ranks above any pre-release of the same core; numeric
+        # identifiers rank below alphanumeric ones and compare as numbers.
+        if not self.pre:
+            return (1, ())
+        return (0, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.pre))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SemVer) and (self.core, self._pre_key()) == (other.core, other._pre_key())
+
+    def __lt__(self, other: SemVer) -> bool:
+        return (self.core, self._pre_key()) < (other.core, other._pre_key())
+
+    def __hash__(self) -> int:
+        return hash((self.core, self._pre_key()))
+
+
+def parse_semver(text: object) -> SemVer | None:
+    """Return the version, or None when `text` is not a string holding a semantic version."""
+    if not isinstance(text, str):
+        return None
+    match = _SEMVER.match(text)
+    if match is None:
+        return None
+    pre = tuple(match["pre"].split(".")) if match["pre"] else ()
+    if any(p.isdigit() and len(p) > 1 and p.startswith("0") for p in pre):
+        return None
+    core = (int(match["major"]), int(match["minor"] or 0), int(match["patch"] or 0))
+    return SemVer(core, pre)
