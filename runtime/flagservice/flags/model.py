@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
@@ -43,7 +43,7 @@ def value_type(value: object) -> str | None:
     return None
 
 
-class Operator(str, Enum):
+class Operator(StrEnum):
     EQ = "eq"
     NEQ = "neq"
     IN = "in"
@@ -219,4 +219,4 @@ class StoredFlag(BaseModel):
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z suffix and millisecond precision."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

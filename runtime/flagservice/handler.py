@@ -1,0 +1,78 @@
+"""The Lambda entry point: Powertools resolver, decorators, and errors mapped to the contract's shape."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+
+from flagservice import errors, routes_admin, routes_read
+from flagservice.http import error_body, json_response
+from flagservice.lambda_context import LocalContext, allowed_methods, request_id
+from flagservice.settings import SettingsError
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "feature-flags"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "FeatureFlags"))
+tracer = Tracer()
+app = APIGatewayRestResolver()
+app.include_router(routes_read.router)
+app.include_router(routes_admin.router)
+
+ERRORS: dict[type[errors.FlagServiceError], tuple[int, str]] = {
+    errors.ParseError: (400, "PARSE_ERROR"),
+    errors.InvalidKeyError: (400, "INVALID_KEY"),
+    errors.InvalidFlagError: (400, "INVALID_FLAG"),
+    errors.UnauthorizedError: (401, "UNAUTHORIZED"),
+    errors.ForbiddenError: (403, "FORBIDDEN"),
+    errors.FlagNotFoundError: (404, "FLAG_NOT_FOUND"),
+    errors.VersionConflictError: (412, "VERSION_CONFLICT"),
+    errors.PayloadTooLargeError: (413, "PAYLOAD_TOO_LARGE"),
+    errors.StoreUnavailableError: (503, "SERVICE_UNAVAILABLE"),
+}
+
+
+@app.exception_handler(list(ERRORS))
+def domain_error(exc: errors.FlagServiceError) -> Response[str]:
+    status, code = ERRORS[type(exc)]
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    return json_response(status, error_body(code, exc.detail, exc.key), headers)
+
+
+@app.not_found
+def no_route(_: NotFoundError) -> Response[str]:
+    event = app.current_event
+    allowed = allowed_methods(app, event.path)
+    if allowed:
+        body = error_body("METHOD_NOT_ALLOWED", f"{event.http_method} is not allowed here")
+        return json_response(405, body, {"Allow": ", ".join(allowed)})
+    return json_response(404, error_body("NOT_FOUND", "no such route"))
+
+
+@app.exception_handler(SettingsError)
+def invalid_settings(exc: SettingsError) -> Response[str]:
+    logger.error(str(exc))
+    return json_response(500, error_body("GENERAL", "the service is misconfigured"))
+
+
+@app.exception_handler(Exception)
+def unexpected(exc: Exception) -> Response[str]:
+    logger.exception("unexpected error")
+    return json_response(500, error_body("GENERAL", "internal error"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """API Gateway REST proxy event in, proxy result out; `X-Request-Id` echoed on every answer."""
+    answer = _handle(event, context or LocalContext())
+    answer.setdefault("multiValueHeaders", {})["X-Request-Id"] = [request_id(event)]
+    return answer

@@ -1,0 +1,99 @@
+"""In-memory fakes of the ports, for unit tests. The contract suite keeps them honest."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+from flagservice.errors import FlagNotFoundError, StoreUnavailableError
+from flagservice.flags.model import FlagDefinition, StoredFlag
+from flagservice.ports import HistoryEntry, IfMatch, OutboxEntry, WriteAction, WriteResult, check_precondition
+
+
+class InMemoryFlagRepository:
+    """The FlagRepository port in memory; `down = True` makes every call fail like a dead database."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[int, dict[str, Any] | None, datetime]] = {}
+        self.audit: list[HistoryEntry] = []
+        self.outbox: dict[int, OutboxEntry] = {}
+        self._revision = 0
+        self._outbox_ids = 0
+        self.down = False
+        self.reads = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailableError("the database is unavailable")
+
+    def _stored(self, key: str) -> StoredFlag | None:
+        version, definition, at = self.rows.get(key, (0, None, datetime.now(UTC)))
+        if definition is None:
+            return None
+        return StoredFlag(definition=FlagDefinition.model_validate(definition), version=version, updated_at=at)
+
+    def get(self, key: str) -> StoredFlag | None:
+        self._check()
+        self.reads += 1
+        return self._stored(key)
+
+    def get_many(self, keys: list[str]) -> dict[str, StoredFlag]:
+        self._check()
+        self.reads += 1
+        found = {key: self._stored(key) for key in keys}
+        return {key: flag for key, flag in found.items() if flag is not None}
+
+    def list_flags(self, *, after: str | None, limit: int) -> list[StoredFlag]:
+        self._check()
+        keys = sorted(k for k, row in self.rows.items() if row[1] is not None and (after is None or k > after))
+        return [flag for flag in map(self._stored, keys[:limit]) if flag is not None]
+
+    def save(self, definition: FlagDefinition, *, action: WriteAction, actor: str, if_match: IfMatch) -> WriteResult:
+        return self._write(definition.key, definition.to_dict(), action, actor, if_match)
+
+    def delete(self, key: str, *, actor: str, if_match: IfMatch) -> WriteResult:
+        return self._write(key, None, WriteAction.DELETE, actor, if_match)
+
+    def _write(
+        self, key: str, after: dict[str, Any] | None, action: WriteAction, actor: str, if_match: IfMatch
+    ) -> WriteResult:
+        self._check()
+        version, before, _ = self.rows.get(key, (0, None, datetime.now(UTC)))
+        check_precondition(key, action, version if before is not None else None, if_match)
+        if action is WriteAction.CREATE and before is not None:
+            action = WriteAction.REPLACE
+        now = datetime.now(UTC)
+        self.rows[key] = (version + 1, copy.deepcopy(after), now)
+        self._revision += 1
+        self._outbox_ids += 1
+        self.audit.append(HistoryEntry(key, version + 1, action, actor, now, before, copy.deepcopy(after)))
+        self.outbox[self._outbox_ids] = OutboxEntry(self._outbox_ids, key, version + 1, self._revision)
+        return WriteResult(key, version + 1, self._revision, action, self._stored(key), self._outbox_ids)
+
+    def history(self, key: str, *, before_version: int | None, limit: int) -> list[HistoryEntry]:
+        self._check()
+        entries = sorted((e for e in self.audit if e.key == key), key=lambda e: -e.version)
+        if not entries:
+            raise FlagNotFoundError("no such flag", key=key)
+        return [e for e in entries if before_version is None or e.version < before_version][:limit]
+
+    def history_entry(self, key: str, version: int) -> HistoryEntry | None:
+        self._check()
+        return next((e for e in self.audit if e.key == key and e.version == version), None)
+
+    def revision(self) -> int:
+        self._check()
+        return self._revision
+
+    def pending_outbox(self, *, limit: int) -> list[OutboxEntry]:
+        self._check()
+        return [self.outbox[i] for i in sorted(self.outbox)][:limit]
+
+    def clear_outbox(self, ids: list[int]) -> None:
+        self._check()
+        for entry_id in ids:
+            self.outbox.pop(entry_id, None)
+
+    def ping(self) -> None:
+        self._check()
