@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import flagservice.handler  # noqa: F401 - imported before unit tests disable sockets (X-Ray opens a UDP socket)
 from flagservice import wiring
 from flagservice.service import FlagService
 from tests.apigw import ADMIN_TOKEN
