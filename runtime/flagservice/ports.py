@@ -90,6 +90,66 @@ def check_precondition(key: str, action: WriteAction, live_version: int | None, 
         raise VersionConflictError(f"If-Match {if_match} does not match version {live_version}", key=key)
 
 
+@dataclass(frozen=True)
+class CacheEntry:
+    """A cached answer for one key: the flag, or None for "no such flag" (negative entry or tombstone)."""
+
+    version: int
+    flag: StoredFlag | None
+    soft_expiry_ms: int
+
+    def fresh(self, now_ms: int) -> bool:
+        return now_ms < self.soft_expiry_ms
+
+
+@dataclass(frozen=True)
+class CacheRead:
+    """What one round trip to the cache saw: the entry and the environment's revision (None if unknown)."""
+
+    entry: CacheEntry | None
+    revision: int | None
+
+
+class Guarded(StrEnum):
+    """How a version-guarded cache write ended."""
+
+    STORED = "stored"
+    REFUSED = "refused"  # the cache holds something newer, or a write happened since the reader looked
+    NO_REVISION = "no_revision"  # the revision copy is gone (flush, restart): seed it from PostgreSQL first
+
+
+class FlagCache(Protocol):
+    """The shared cache. Every method raises CacheUnavailableError when the cache fails or times out.
+
+    Writes are version-guarded: a value never replaces a newer one, and a fill is refused when the
+    environment's revision moved on since the reader looked (a write committed meanwhile).
+    """
+
+    def read(self, key: str) -> CacheRead: ...
+
+    def revision(self) -> int | None: ...
+
+    def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded: ...
+
+    def apply_write(self, key: str, flag: StoredFlag | None, *, version: int, revision: int) -> Guarded: ...
+
+    def seed_revision(self, revision: int) -> None:
+        """Raise the revision copy to at least `revision` (it never goes down)."""
+        ...
+
+    def count(self, key: str, *, hit: bool) -> None:
+        """Count a lookup in memory; flushed with the next round trip (or by flush_stats)."""
+        ...
+
+    def flush_stats(self) -> None: ...
+
+    def stats(self) -> tuple[dict[str, int], dict[str, int], str | None]:
+        """Global per-flag hits and misses, and when counting started (RFC 3339)."""
+        ...
+
+    def ping(self) -> None: ...
+
+
 class FlagRepository(Protocol):
     """The source of truth. Every write is one transaction: flag, audit row, outbox row, revision bump.
 

@@ -5,28 +5,24 @@ Depends only on the ports; the handler maps its domain errors to HTTP.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from aws_lambda_powertools import Logger
-
+from flagservice.cache_aside import CacheAside, Lookup
 from flagservice.errors import FlagNotFoundError, InvalidFlagError, StoreUnavailableError, VersionConflictError
 from flagservice.flags.model import FlagDefinition, StoredFlag, format_time
-from flagservice.ports import CacheOutcome, FlagRepository, HistoryEntry, IfMatch, WriteAction, WriteResult
+from flagservice.ports import CacheOutcome, FlagCache, FlagRepository, HistoryEntry, IfMatch, WriteAction, WriteResult
+from flagservice.telemetry import logger
 from flagservice.validation import parse_definition
 
-logger = Logger(child=True)
+P = ParamSpec("P")
+R = TypeVar("R")
 REQUIRED_FIELDS = frozenset({"key", "enabled"})
 PATCH_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """A flag read and where it came from."""
-
-    flag: StoredFlag
-    outcome: CacheOutcome
 
 
 @dataclass(frozen=True)
@@ -38,30 +34,54 @@ class Page:
     outcome: CacheOutcome = CacheOutcome.BYPASS
 
 
-class FlagService:
-    """Cache-aside reads and transactional writes over a FlagRepository (Core I: no cache yet)."""
+def request(method: Callable[P, R]) -> Callable[P, R]:
+    """A public operation is one request for the cache path: it starts clean and flushes at the end."""
 
-    def __init__(self, repository: FlagRepository) -> None:
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        reads: CacheAside = args[0].reads  # type: ignore[attr-defined]
+        reads.begin()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            reads.finish()
+
+    return wrapper
+
+
+class FlagService:
+    """Cache-aside reads and transactional writes over a FlagRepository and an optional FlagCache."""
+
+    def __init__(self, repository: FlagRepository, cache: FlagCache | None = None, *, reads: CacheAside | None = None):
         self._repository = repository
+        self.reads = reads or CacheAside(repository, cache)
         self._started = datetime.now(UTC)
 
+    @request
     def get_flag(self, key: str) -> Lookup:
-        flag = self._repository.get(key)
-        if flag is None:
-            raise FlagNotFoundError("no such flag", key=key)
-        return Lookup(flag, CacheOutcome.BYPASS)
+        return self.reads.lookup(key)
 
+    @request
     def list_flags(self, *, after: str | None, limit: int) -> Page:
+        """A page straight from PostgreSQL; its flags are filled into the cache on the way (MISS)."""
+        seen = self.reads.cache_call(lambda cache: [cache.revision()])
         flags = self._repository.list_flags(after=after, limit=limit + 1)
         more = len(flags) > limit
         flags = flags[:limit]
-        return Page(flags, flags[-1].key if more else None, CacheOutcome.BYPASS)
+        if seen is None:
+            return Page(flags, flags[-1].key if more else None, CacheOutcome.BYPASS)
+        for flag in flags:
+            self.reads.fill(flag.key, flag, seen[0])
+        outcome = CacheOutcome.MISS
+        return Page(flags, flags[-1].key if more else None, outcome)
 
+    @request
     def put_flag(self, definition: FlagDefinition, *, actor: str, if_match: IfMatch) -> WriteResult:
         """Create or replace a whole flag."""
         result = self._repository.save(definition, action=WriteAction.CREATE, actor=actor, if_match=if_match)
         return self._written(result, actor)
 
+    @request
     def patch_flag(self, key: str, changes: dict[str, Any], *, actor: str, if_match: IfMatch) -> WriteResult:
         """Apply top-level field changes to the current definition.
 
@@ -87,9 +107,11 @@ class FlagService:
             return self._written(result, actor)
         raise AssertionError("unreachable")
 
+    @request
     def delete_flag(self, key: str, *, actor: str, if_match: IfMatch) -> WriteResult:
         return self._written(self._repository.delete(key, actor=actor, if_match=if_match), actor)
 
+    @request
     def revert_flag(self, key: str, version: int, *, actor: str, if_match: IfMatch) -> WriteResult:
         """Store the definition of an earlier version as a new version."""
         self.get_current(key)
@@ -100,12 +122,14 @@ class FlagService:
         result = self._repository.save(definition, action=WriteAction.REVERT, actor=actor, if_match=if_match)
         return self._written(result, actor)
 
+    @request
     def history(self, key: str, *, after: int | None, limit: int) -> Page:
         entries: list[HistoryEntry] = self._repository.history(key, before_version=after, limit=limit + 1)
         more = len(entries) > limit
         entries = entries[:limit]
         return Page(entries, entries[-1].version if more else None)
 
+    @request
     def health(self) -> dict[str, str]:
         """Which stores answer; `status` is "unavailable" only when neither does (the route says 503)."""
         database = "ok"
@@ -113,14 +137,37 @@ class FlagService:
             self._repository.ping()
         except StoreUnavailableError:
             database = "unavailable"
-        cache = "unavailable"
+        cache = "ok" if self.reads.cache_call(lambda c: c.ping() or True) else "unavailable"
         up = [database, cache].count("ok")
         status = "ok" if up == 2 else "degraded" if up == 1 else "unavailable"
         return {"status": status, "cache": cache, "database": database}
 
+    @request
     def cache_stats(self) -> dict[str, Any]:
-        """Hit and miss counts; without a cache nothing is counted yet."""
-        return {"hits": 0, "misses": 0, "hitRate": 0.0, "since": format_time(self._started), "flags": []}
+        """Global hit and miss counts per flag, kept in Redis (this container's pending counts included)."""
+        counted = self.reads.cache_call(lambda cache: cache.stats())
+        if counted is None:
+            raise StoreUnavailableError("cache statistics live in the cache, which is unavailable")
+        hits, misses, since = counted
+        flags = [
+            {
+                "key": key,
+                "hits": hits.get(key, 0),
+                "misses": misses.get(key, 0),
+                "hitRate": _rate(hits.get(key, 0), misses.get(key, 0)),
+            }
+            for key in sorted(set(hits) | set(misses))
+        ]
+        for item in flags:
+            item["hitRate"] = _rate(item["hits"], item["misses"])
+        total_hits, total_misses = sum(hits.values()), sum(misses.values())
+        return {
+            "hits": total_hits,
+            "misses": total_misses,
+            "hitRate": _rate(total_hits, total_misses),
+            "since": since or format_time(self._started),
+            "flags": flags,
+        }
 
     def get_current(self, key: str) -> StoredFlag:
         """The flag as the source of truth has it now (writes never trust a cache)."""
@@ -130,6 +177,11 @@ class FlagService:
         return flag
 
     def _written(self, result: WriteResult, actor: str) -> WriteResult:
+        """After commit: the cache step (the outbox row goes once Redis took it) and the audit log line."""
+        if self.reads.apply_write(result):
+            # If this fails the row stays, and a later replay applies the step again, harmlessly.
+            with contextlib.suppress(StoreUnavailableError):
+                self._repository.clear_outbox([result.outbox_id])
         enabled = result.flag.definition.enabled if result.flag else None
         logger.info(
             "flag audit",
@@ -141,3 +193,7 @@ class FlagService:
             kill_switch=enabled is False,
         )
         return result
+
+
+def _rate(hits: int, misses: int) -> float:
+    return round(hits / (hits + misses), 4) if hits + misses else 0.0

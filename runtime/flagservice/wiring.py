@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
+from flagservice import telemetry
 from flagservice.adapters.database_secret import database_conninfo
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
+from flagservice.adapters.redis_cache import RedisFlagCache
 from flagservice.service import FlagService
 from flagservice.settings import Settings, get_settings
 
@@ -15,11 +19,36 @@ def build_repository(settings: Settings) -> PostgresFlagRepository:
     return PostgresFlagRepository.connect(conninfo)
 
 
+def redis_auth_token(settings: Settings) -> str | None:
+    """The ElastiCache AUTH token from Secrets Manager, when one is configured."""
+    if not settings.REDIS_AUTH_SECRET_ARN:
+        return None
+    from aws_lambda_powertools.utilities import parameters
+
+    return str(parameters.get_secret(settings.REDIS_AUTH_SECRET_ARN, max_age=300))
+
+
+def build_cache(settings: Settings) -> RedisFlagCache:
+    ttl = settings.CACHE_TTL_SECONDS
+    client = RedisFlagCache.client_for(
+        settings.REDIS_URL, max_connections=settings.REDIS_MAX_CONNECTIONS, password=redis_auth_token(settings)
+    )
+    return RedisFlagCache(
+        client,
+        env=settings.FLAGS_ENV,
+        soft_ttl=lambda: ttl * random.uniform(0.9, 1.1),  # jitter spreads refreshes of flags cached together
+        stale_max_age=settings.STALE_MAX_AGE_SECONDS,
+        negative_ttl=settings.NEGATIVE_TTL_SECONDS,
+        on_pool_exhausted=lambda: telemetry.record_count("RedisPoolExhausted"),
+    )
+
+
 def get_service() -> FlagService:
     """The container's one service; raises SettingsError on invalid settings (answered as 500)."""
     global _service
     if _service is None:
-        _service = FlagService(build_repository(get_settings()))
+        settings = get_settings()
+        _service = FlagService(build_repository(settings), build_cache(settings))
     return _service
 
 

@@ -1,0 +1,191 @@
+"""The FlagCache on Redis (redis-py): bounded waits, version-guarded scripts, batched global stats."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from flagservice.adapters import redis_keys, redis_scripts
+from flagservice.adapters.cache_codec import decode, encode
+from flagservice.errors import CacheUnavailableError
+from flagservice.flags.model import StoredFlag, format_time
+from flagservice.ports import CacheRead, Guarded
+
+T = TypeVar("T")
+RESULTS = {1: Guarded.STORED, 0: Guarded.REFUSED, -1: Guarded.NO_REVISION}
+
+
+class RedisFlagCache:
+    """One environment's flag entries, revision copy and stats in Redis.
+
+    Every command waits at most `command_timeout` (connect: `connect_timeout`) and is retried at most
+    once, so a dead or paused Redis costs a request at most (1 + retries) x the timeout.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        env: str,
+        soft_ttl: Callable[[], float],
+        stale_max_age: int,
+        negative_ttl: int,
+        on_pool_exhausted: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._client = client
+        self._env = env
+        self._soft_ttl = soft_ttl
+        self._hard_ttl_ms = stale_max_age * 1000
+        self._negative_ttl_ms = negative_ttl * 1000
+        self._on_pool_exhausted = on_pool_exhausted
+        self._hits: Counter[str] = Counter()
+        self._misses: Counter[str] = Counter()
+
+    @staticmethod
+    def client_for(
+        url: str,
+        *,
+        max_connections: int,
+        password: str | None = None,
+        connect_timeout: float = 0.1,
+        command_timeout: float = 0.05,
+        retries: int = 1,
+    ) -> redis.Redis:
+        """A client with a blocking pool capped at `max_connections` and explicit, short timeouts."""
+        retry = Retry(NoBackoff(), retries)
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=command_timeout,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=command_timeout,
+            retry=retry,
+            password=password,
+            health_check_interval=0,
+        )
+        return redis.Redis(connection_pool=pool, retry=retry)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Translate every redis-py failure into CacheUnavailableError at the edge."""
+        try:
+            yield
+        except redis.ConnectionError as exc:
+            if "No connection available" in str(exc):
+                self._on_pool_exhausted()
+            raise CacheUnavailableError(str(exc)) from exc
+        except (redis.RedisError, OSError) as exc:
+            raise CacheUnavailableError(str(exc)) from exc
+
+    def _pipeline_with_stats(self) -> redis.client.Pipeline:
+        """A pipeline that first carries the stats counted since the last round trip."""
+        pipe = self._client.pipeline(transaction=False)
+        if self._hits or self._misses:
+            for kind, counts in (("hits", self._hits), ("misses", self._misses)):
+                for key, n in counts.items():
+                    pipe.hincrby(redis_keys.stats_key(self._env, kind), key, n)
+            pipe.set(redis_keys.stats_key(self._env, "since"), format_time(datetime.now(UTC)), nx=True)
+        return pipe
+
+    def _run(self, build: Callable[[redis.client.Pipeline], Any]) -> Any:
+        """One round trip: pending stats plus the caller's commands; returns the caller's last reply."""
+        with self._guard():
+            pipe = self._pipeline_with_stats()
+            build(pipe)
+            replies = pipe.execute(raise_on_error=False)
+            self._hits.clear()
+            self._misses.clear()
+            return self._reply(replies[-1])
+
+    @staticmethod
+    def _reply(reply: Any) -> Any:
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def _script(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA in the stats pipeline (one round trip); after a NOSCRIPT (new or flushed server), load it once."""
+        sha = redis_scripts.sha1(script)
+        try:
+            return self._run(lambda pipe: pipe.evalsha(sha, len(keys), *keys, *args))
+        except CacheUnavailableError as exc:
+            if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
+                raise
+        with self._guard():
+            self._client.script_load(script)
+            return self._client.evalsha(sha, len(keys), *keys, *args)
+
+    def read(self, key: str) -> CacheRead:
+        flag_key, revision_key = redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env)
+        value, revision = self._run(lambda pipe: pipe.mget(flag_key, revision_key))
+        entry = decode(value) if value is not None else None
+        return CacheRead(entry=entry, revision=int(revision) if revision is not None else None)
+
+    def revision(self) -> int | None:
+        value = self._run(lambda pipe: pipe.get(redis_keys.revision_key(self._env)))
+        return int(value) if value is not None else None
+
+    def _value(self, flag: StoredFlag | None, version: int) -> tuple[str, int]:
+        """The encoded value and its hard TTL: negative entries live NEGATIVE_TTL, flags STALE_MAX_AGE."""
+        now_ms = int(time.time() * 1000)
+        if flag is None:
+            return encode(None, version=version, soft_expiry_ms=now_ms + self._negative_ttl_ms), self._negative_ttl_ms
+        soft = now_ms + int(self._soft_ttl() * 1000)
+        return encode(flag, version=version, soft_expiry_ms=soft), self._hard_ttl_ms
+
+    def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded:
+        value, ttl = self._value(flag, version)
+        keys = [redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env)]
+        args = [version, observed_revision, value, ttl]
+        return RESULTS[self._script(redis_scripts.FILL, keys, args)]
+
+    def apply_write(self, key: str, flag: StoredFlag | None, *, version: int, revision: int) -> Guarded:
+        value, ttl = self._value(flag, version)
+        previous = redis_keys.flag_key(self._env, key, schema=redis_keys.SCHEMA_VERSION - 1)
+        keys = [redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env), previous]
+        args = [version, value, ttl, revision]
+        return RESULTS[self._script(redis_scripts.APPLY, keys, args)]
+
+    def seed_revision(self, revision: int) -> None:
+        keys = [redis_keys.revision_key(self._env)]
+        self._script(redis_scripts.SEED, keys, [revision])
+
+    def count(self, key: str, *, hit: bool) -> None:
+        (self._hits if hit else self._misses)[key] += 1
+
+    def flush_stats(self) -> None:
+        if self._hits or self._misses:
+            self._run(lambda pipe: pipe.echo("stats"))
+
+    def stats(self) -> tuple[dict[str, int], dict[str, int], str | None]:
+        def build(pipe: redis.client.Pipeline) -> None:
+            pipe.hgetall(redis_keys.stats_key(self._env, "hits"))
+            pipe.hgetall(redis_keys.stats_key(self._env, "misses"))
+            pipe.get(redis_keys.stats_key(self._env, "since"))
+
+        with self._guard():
+            pipe = self._pipeline_with_stats()
+            build(pipe)
+            hits, misses, since = pipe.execute()[-3:]
+            self._hits.clear()
+            self._misses.clear()
+
+        def ints(raw: dict[bytes, bytes]) -> dict[str, int]:
+            return {k.decode(): int(v) for k, v in raw.items()}
+
+        return ints(hits), ints(misses), since.decode() if since else None
+
+    def ping(self) -> None:
+        self._run(lambda pipe: pipe.ping())
+
+    def pool_in_use(self) -> int:
+        pool = self._client.connection_pool
+        return len(getattr(pool, "_connections", [])) - pool.pool.qsize() if hasattr(pool, "pool") else 0

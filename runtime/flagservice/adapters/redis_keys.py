@@ -1,0 +1,32 @@
+"""Every Redis key the service uses, built in one place.
+
+All keys of an environment share the hash tag `{ff:<env>}` so the multi-key scripts stay within one
+hash slot (cluster mode needs no rewrite). Flag entries carry the schema version of their encoding,
+so two code versions live during a canary never read each other's entries; the revision and the
+stats are shared by all schema versions.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+
+def _tag(env: str) -> str:
+    return f"ff:{{{env}}}"
+
+
+def flag_key(env: str, key: str, *, schema: int = SCHEMA_VERSION) -> str:
+    return f"{_tag(env)}:s{schema}:flag:{key}"
+
+
+def lease_key(env: str, key: str) -> str:
+    return f"{_tag(env)}:s{SCHEMA_VERSION}:lease:{key}"
+
+
+def revision_key(env: str) -> str:
+    return f"{_tag(env)}:revision"
+
+
+def stats_key(env: str, kind: str) -> str:
+    """`hits`, `misses` (hashes by flag key) or `since` (a timestamp)."""
+    return f"{_tag(env)}:stats:{kind}"

@@ -1,0 +1,113 @@
+"""The FlagCache contract: the same assertions against the fake, system Redis 7 and embedded Redis 6.2."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from flagservice.flags.model import FlagDefinition, StoredFlag
+from flagservice.ports import Guarded
+from tests.conftest import redis_cache
+from tests.fakes import InMemoryFlagCache
+
+
+@pytest.fixture(params=["fake", "redis-system", "redis-embedded"])
+def any_cache(request: pytest.FixtureRequest) -> Any:
+    if request.param == "fake":
+        return InMemoryFlagCache()
+    url = request.getfixturevalue("redis_url" if request.param == "redis-system" else "embedded_redis_url")
+    return redis_cache(url)
+
+
+def stored(version: int, key: str = "checkout", enabled: bool = True) -> StoredFlag:
+    definition = FlagDefinition.model_validate({"key": key, "enabled": enabled})
+    return StoredFlag(definition=definition, version=version, updated_at=datetime(2026, 1, 2, tzinfo=UTC))
+
+
+def test_empty_cache_has_no_entry_and_no_revision(any_cache: Any) -> None:
+    read = any_cache.read("checkout")
+    assert read.entry is None and read.revision is None
+
+
+def test_fill_needs_the_revision_copy_first(any_cache: Any) -> None:
+    assert any_cache.fill("checkout", stored(1), version=1, observed_revision=0) is Guarded.NO_REVISION
+    any_cache.seed_revision(5)
+    assert any_cache.fill("checkout", stored(1), version=1, observed_revision=5) is Guarded.STORED
+    read = any_cache.read("checkout")
+    assert read.revision == 5 and read.entry.version == 1 and read.entry.flag == stored(1)
+
+
+def test_the_revision_copy_never_goes_down(any_cache: Any) -> None:
+    any_cache.seed_revision(9)
+    any_cache.seed_revision(4)
+    assert any_cache.revision() == 9
+
+
+def test_a_fill_is_refused_once_a_write_was_applied_after_the_reader_looked(any_cache: Any) -> None:
+    any_cache.seed_revision(1)
+    any_cache.apply_write("other", stored(1, "other"), version=1, revision=2)
+    assert any_cache.fill("checkout", stored(1), version=1, observed_revision=1) is Guarded.REFUSED
+    assert any_cache.read("checkout").entry is None
+
+
+def test_a_fill_never_replaces_a_newer_version(any_cache: Any) -> None:
+    any_cache.seed_revision(3)
+    any_cache.apply_write("checkout", stored(3), version=3, revision=3)
+    assert any_cache.fill("checkout", stored(2), version=2, observed_revision=3) is Guarded.REFUSED
+    assert any_cache.read("checkout").entry.version == 3
+
+
+def test_a_negative_fill_never_hides_a_created_flag(any_cache: Any) -> None:
+    any_cache.seed_revision(1)
+    any_cache.apply_write("checkout", stored(1), version=1, revision=2)
+    assert any_cache.fill("checkout", None, version=0, observed_revision=2) is Guarded.REFUSED
+    assert any_cache.read("checkout").entry.flag is not None
+
+
+def test_writes_applied_out_of_order_keep_the_newest(any_cache: Any) -> None:
+    any_cache.seed_revision(1)
+    any_cache.apply_write("checkout", stored(3, enabled=False), version=3, revision=3)
+    any_cache.apply_write("checkout", stored(2), version=2, revision=2)
+    read = any_cache.read("checkout")
+    assert read.entry.version == 3 and read.entry.flag.definition.enabled is False and read.revision == 3
+
+
+def test_a_delete_leaves_a_tombstone_that_refuses_older_fills(any_cache: Any) -> None:
+    any_cache.seed_revision(1)
+    any_cache.apply_write("checkout", None, version=2, revision=2)
+    entry = any_cache.read("checkout").entry
+    assert entry.flag is None and entry.version == 2
+    assert any_cache.fill("checkout", stored(1), version=1, observed_revision=2) is Guarded.REFUSED
+
+
+def test_apply_needs_the_revision_copy(any_cache: Any) -> None:
+    assert any_cache.apply_write("checkout", stored(1), version=1, revision=1) is Guarded.NO_REVISION
+
+
+def test_stats_are_counted_and_flushed(any_cache: Any) -> None:
+    any_cache.count("a", hit=True)
+    any_cache.count("a", hit=True)
+    any_cache.count("b", hit=False)
+    any_cache.flush_stats()
+    hits, misses, since = any_cache.stats()
+    assert hits == {"a": 2} and misses == {"b": 1} and since
+
+
+def test_pending_stats_ride_along_with_the_next_round_trip(any_cache: Any) -> None:
+    any_cache.count("a", hit=True)
+    any_cache.read("a")
+    any_cache.count("a", hit=False)
+    hits, misses, _ = any_cache.stats()
+    assert hits == {"a": 1} and misses == {"a": 1}
+
+
+def test_entries_keep_float_values(any_cache: Any) -> None:
+    definition = FlagDefinition.model_validate(
+        {"key": "f", "enabled": True, "variants": {"a": 1.0, "b": 2.0}, "defaultVariant": "a", "offVariant": "b"}
+    )
+    flag = StoredFlag(definition=definition, version=1, updated_at=datetime(2026, 1, 2, tzinfo=UTC))
+    any_cache.seed_revision(1)
+    any_cache.fill("f", flag, version=1, observed_revision=1)
+    assert type(any_cache.read("f").entry.flag.definition.variants["a"]) is float
