@@ -130,8 +130,10 @@ class InMemoryFlagCache:
         self.clock = clock or time.time
         self.down = False
         self.calls = 0
+        self.attempts = 0
 
     def _trip(self) -> None:
+        self.attempts += 1
         if self.down:
             raise CacheUnavailableError("the cache is unavailable")
         self.calls += 1

@@ -82,7 +82,7 @@ class CacheAside:
             self.cache.count(key, hit=outcome in (CacheOutcome.HIT, CacheOutcome.STALE))
         telemetry.record_lookup(key, outcome.value, (time.perf_counter() - started) * 1000)
         if flag is None:
-            raise FlagNotFoundError("no such flag", key=key)
+            raise FlagNotFoundError("no such flag", key=key, outcome=outcome.value)
         return Lookup(flag, outcome)
 
     def _resolve(self, key: str, read: CacheRead | None) -> tuple[StoredFlag | None, CacheOutcome]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 class FlagServiceError(Exception):
     """Base of every domain error; `key` names the flag involved, if any."""
 
-    def __init__(self, detail: str, *, key: str | None = None) -> None:
+    def __init__(self, detail: str, *, key: str | None = None, outcome: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.key = key
+        self.outcome = outcome  # for a read: where the answer came from (X-Cache)
 
 
 class ParseError(FlagServiceError):

@@ -9,8 +9,9 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
 from flagservice import errors, routes_admin, routes_read
-from flagservice.http import error_body, json_response
+from flagservice.http import error_body, json_response, read_headers
 from flagservice.lambda_context import LocalContext, allowed_methods, request_id
+from flagservice.ports import CacheOutcome
 from flagservice.settings import SettingsError
 from flagservice.telemetry import logger, metrics, tracer
 
@@ -34,7 +35,11 @@ ERRORS: dict[type[errors.FlagServiceError], tuple[int, str]] = {
 @app.exception_handler(list(ERRORS))
 def domain_error(exc: errors.FlagServiceError) -> Response[str]:
     status, code = ERRORS[type(exc)]
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    headers = {"Cache-Control": "no-store"}
+    if exc.outcome is not None:
+        headers = read_headers(CacheOutcome(exc.outcome))
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return json_response(status, error_body(code, exc.detail, exc.key), headers)
 
 

@@ -1,0 +1,183 @@
+"""Cache-aside semantics through the handler, on in-memory fakes: outcomes, negatives, breaker, outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flagservice import wiring
+from flagservice.breaker import CircuitBreaker
+from flagservice.cache_aside import CacheAside
+from flagservice.service import FlagService
+from tests.apigw import BEARER, call
+from tests.fakes import InMemoryFlagCache, InMemoryFlagRepository
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def repo() -> InMemoryFlagRepository:
+    return InMemoryFlagRepository()
+
+
+@pytest.fixture
+def cache() -> InMemoryFlagCache:
+    return InMemoryFlagCache()
+
+
+@pytest.fixture
+def svc(monkeypatch: pytest.MonkeyPatch, repo: Any, cache: Any, clock: Clock) -> FlagService:
+    reads = CacheAside(repo, cache, breaker=CircuitBreaker(threshold=3, cooldown=1.0, clock=clock), clock=clock)
+    built = FlagService(repo, reads=reads)
+    monkeypatch.setattr(wiring, "get_service", lambda: built)
+    return built
+
+
+def create(key: str = "checkout", **fields: Any) -> None:
+    assert call("POST", "/admin/flags", body={"key": key, "enabled": True, **fields}, headers=BEARER).status < 300
+
+
+def test_a_write_fills_the_cache_so_the_first_read_is_a_hit(svc: FlagService, repo: InMemoryFlagRepository) -> None:
+    create()
+    reads_before = repo.reads
+    answer = call("GET", "/flags/checkout")
+    assert answer.headers["x-cache"] == "HIT" and "x-flags-degraded" not in answer.headers
+    assert repo.reads == reads_before
+
+
+def test_a_miss_reads_postgresql_once_then_hits(svc: FlagService, repo: InMemoryFlagRepository, cache: Any) -> None:
+    create()
+    cache.entries.clear()
+    first, second = call("GET", "/flags/checkout"), call("GET", "/flags/checkout")
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+    assert second.json == first.json
+
+
+def test_a_missing_flag_is_cached_negatively_and_a_create_clears_it(
+    svc: FlagService, repo: InMemoryFlagRepository, cache: Any
+) -> None:
+    cache.seed_revision(0)
+    first, second = call("GET", "/flags/later"), call("GET", "/flags/later")
+    reads = repo.reads
+    third = call("GET", "/flags/later")
+    assert (first.status, second.status, third.status) == (404, 404, 404)
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT") and repo.reads == reads
+    create("later")
+    assert call("GET", "/flags/later").status == 200
+
+
+def test_redis_down_reads_bypass_to_postgresql_and_the_breaker_stops_waiting(
+    svc: FlagService, cache: InMemoryFlagCache, clock: Clock
+) -> None:
+    create()
+    cache.down = True
+    before = cache.attempts
+    answers = [call("GET", "/flags/checkout") for _ in range(6)]
+    assert {(a.status, a.headers["x-cache"], a.headers["x-flags-degraded"]) for a in answers} == {
+        (200, "BYPASS", "true")
+    }
+    attempts = cache.attempts
+    call("GET", "/flags/checkout")
+    assert attempts - before == 3 and cache.attempts == attempts  # one per request until open, then none
+    clock.now += 1.5
+    call("GET", "/flags/checkout")
+    assert cache.attempts == attempts + 1  # one probe after the cooldown
+
+
+def test_a_kill_switch_flipped_while_redis_is_down_holds_when_it_returns(
+    svc: FlagService, cache: InMemoryFlagCache, repo: InMemoryFlagRepository, clock: Clock
+) -> None:
+    create()
+    cache.down = True
+    assert call("PATCH", "/admin/flags/checkout", body={"enabled": False}, headers=BEARER).status == 200
+    assert len(repo.outbox) == 1 and cache.entries["checkout"].flag.definition.enabled is True
+    cache.down = False
+    clock.now += 5
+    answer = call("GET", "/flags/checkout")
+    assert answer.json["enabled"] is False and answer.headers["x-cache"] == "HIT"
+    assert repo.outbox == {}
+
+
+def test_postgresql_down_serves_the_last_known_good_copy_as_stale(
+    svc: FlagService, cache: InMemoryFlagCache, repo: InMemoryFlagRepository
+) -> None:
+    create()
+    cache.soft_ttl = 0
+    create()  # re-cached with a soft expiry already past
+    repo.down = True
+    answer = call("GET", "/flags/checkout")
+    assert (answer.status, answer.headers["x-cache"], answer.headers["x-flags-degraded"]) == (200, "STALE", "true")
+    never = call("GET", "/flags/never-seen")
+    assert (never.status, never.json["errorCode"]) == (503, "SERVICE_UNAVAILABLE")
+
+
+def test_a_fresh_entry_is_a_hit_while_postgresql_is_down(svc: FlagService, repo: InMemoryFlagRepository) -> None:
+    create()
+    repo.down = True
+    answer = call("GET", "/flags/checkout")
+    assert (answer.status, answer.headers["x-cache"]) == (200, "HIT") and "x-flags-degraded" not in answer.headers
+
+
+def test_writes_fail_fast_with_503_while_postgresql_is_down(svc: FlagService, repo: InMemoryFlagRepository) -> None:
+    repo.down = True
+    answer = call("POST", "/admin/flags", body={"key": "k", "enabled": True}, headers=BEARER)
+    assert (answer.status, answer.json["errorCode"]) == (503, "SERVICE_UNAVAILABLE")
+
+
+def test_a_flushed_cache_refills_and_takes_its_revision_from_postgresql(
+    svc: FlagService, cache: InMemoryFlagCache, repo: InMemoryFlagRepository
+) -> None:
+    create()
+    create("other")
+    cache.flush_all()
+    assert call("GET", "/flags/checkout").headers["x-cache"] == "MISS"
+    assert cache.revision_copy == repo.revision() == 2
+    call("GET", "/flags/checkout")
+    assert call("GET", "/flags/checkout").headers["x-cache"] == "HIT"
+
+
+@pytest.mark.parametrize(
+    ("cache_down", "db_down", "status", "body"),
+    [
+        (False, False, 200, {"status": "ok", "cache": "ok", "database": "ok"}),
+        (True, False, 200, {"status": "degraded", "cache": "unavailable", "database": "ok"}),
+        (False, True, 200, {"status": "degraded", "cache": "ok", "database": "unavailable"}),
+        (True, True, 503, {"status": "degraded", "cache": "unavailable", "database": "unavailable"}),
+    ],
+)
+def test_health(svc: FlagService, cache: Any, repo: Any, cache_down: bool, db_down: bool, status: int, body: Any) -> None:
+    cache.down, repo.down = cache_down, db_down
+    answer = call("GET", "/health")
+    assert (answer.status, answer.json) == (status, body)
+
+
+def test_stats_count_hits_and_misses_per_flag(svc: FlagService, cache: InMemoryFlagCache) -> None:
+    create()
+    cache.entries.clear()
+    for _ in range(4):
+        call("GET", "/flags/checkout")
+    body = call("GET", "/admin/cache/stats", headers=BEARER).json
+    assert (body["hits"], body["misses"], body["hitRate"]) == (3, 1, 0.75)
+    assert body["flags"] == [{"key": "checkout", "hits": 3, "misses": 1, "hitRate": 0.75}]
+
+
+def test_list_reports_miss_and_fills_entries(svc: FlagService, cache: InMemoryFlagCache) -> None:
+    create("a")
+    create("b")
+    cache.entries.clear()
+    answer = call("GET", "/flags")
+    assert answer.headers["x-cache"] == "MISS" and set(cache.entries) == {"a", "b"}
+    cache.down = True
+    assert call("GET", "/flags").headers["x-cache"] == "BYPASS"
