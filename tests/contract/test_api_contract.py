@@ -29,7 +29,10 @@ def test_create_returns_201_with_defaults_version_and_time() -> None:
 def test_replace_returns_200_and_ignores_version_and_updated_at() -> None:
     create()
     answer = call(
-        "POST", "/admin/flags", body={"key": "checkout", "enabled": False, "version": 99, "updatedAt": "x"}, headers=BEARER
+        "POST",
+        "/admin/flags",
+        body={"key": "checkout", "enabled": False, "version": 99, "updatedAt": "x"},
+        headers=BEARER,
     )
     assert answer.status == 200 and answer.json["version"] == 2 and answer.json["enabled"] is False
 

@@ -49,7 +49,10 @@ def test_delete_hides_the_flag_but_keeps_history(repository: Any) -> None:
     repository.delete("checkout", actor="b", if_match=None)
     history = repository.history("checkout", before_version=None, limit=10)
     assert repository.get("checkout") is None
-    assert [(e.version, e.action, e.actor) for e in history] == [(2, WriteAction.DELETE, "b"), (1, WriteAction.CREATE, "a")]
+    assert [(e.version, e.action, e.actor) for e in history] == [
+        (2, WriteAction.DELETE, "b"),
+        (1, WriteAction.CREATE, "a"),
+    ]
     assert history[0].before is not None and history[0].after is None
 
 

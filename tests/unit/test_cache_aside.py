@@ -157,7 +157,9 @@ def test_a_flushed_cache_refills_and_takes_its_revision_from_postgresql(
         (True, True, 503, {"status": "degraded", "cache": "unavailable", "database": "unavailable"}),
     ],
 )
-def test_health(svc: FlagService, cache: Any, repo: Any, cache_down: bool, db_down: bool, status: int, body: Any) -> None:
+def test_health(
+    svc: FlagService, cache: Any, repo: Any, cache_down: bool, db_down: bool, status: int, body: Any
+) -> None:
     cache.down, repo.down = cache_down, db_down
     answer = call("GET", "/health")
     assert (answer.status, answer.json) == (status, body)

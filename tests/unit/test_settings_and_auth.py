@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flagservice.settings import Settings, SettingsError, load_settings
 from flagservice.service import FlagService
+from flagservice.settings import Settings, SettingsError, load_settings
 from tests.apigw import BEARER, call
 
 BASE = {"REDIS_URL": "redis://127.0.0.1:6380/0", "DATABASE_URL": "postgresql://u@127.0.0.1:5433/db"}
@@ -40,8 +40,17 @@ def test_missing_redis_url_is_named() -> None:
 
 def test_settings_fields_are_the_contract_variables() -> None:
     assert set(Settings.model_fields) == {
-        "FLAGS_ENV", "REDIS_URL", "REDIS_AUTH_SECRET_ARN", "DATABASE_URL", "DB_SECRET_ARN", "CACHE_TTL_SECONDS",
-        "STALE_MAX_AGE_SECONDS", "NEGATIVE_TTL_SECONDS", "L1_MAX_AGE_MS", "REDIS_MAX_CONNECTIONS", "ADMIN_TOKEN",
+        "FLAGS_ENV",
+        "REDIS_URL",
+        "REDIS_AUTH_SECRET_ARN",
+        "DATABASE_URL",
+        "DB_SECRET_ARN",
+        "CACHE_TTL_SECONDS",
+        "STALE_MAX_AGE_SECONDS",
+        "NEGATIVE_TTL_SECONDS",
+        "L1_MAX_AGE_MS",
+        "REDIS_MAX_CONNECTIONS",
+        "ADMIN_TOKEN",
     }
 
 

@@ -1,0 +1,137 @@
+"""Real Redis and PostgreSQL for the test suites, through the same library `make dev` uses (embedded.py).
+
+Which binaries: TEST_REDIS_SERVER / TEST_POSTGRES_SERVER (`system` or `embedded`), else DEV_SERVERS,
+else `system` (the machine's, falling back to the pip-packaged ones where none is installed).
+`redis_kinds()` lists both kinds present, to run the cache contract suite against Redis 6.2 and 7.x.
+
+Session fixtures look like:
+
+    @pytest.fixture(scope="session")
+    def redis_server():
+        with servers.running_redis() as server:
+            yield server
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from flagservice.local.binaries import system_postgres, system_redis
+from flagservice.local.embedded import ServerProcess, free_port, start_postgres, start_redis
+from flagservice.local.processes import pid_alive, wait_gone
+
+__all__ = [
+    "ServerProcess",
+    "create_database",
+    "free_port",
+    "pid_alive",
+    "pids_alive",
+    "port_listening",
+    "postgres_for_tests",
+    "postgres_kinds",
+    "redis_for_tests",
+    "redis_kinds",
+    "running_postgres",
+    "running_redis",
+    "server_kind",
+    "start_test_postgres",
+    "traversable_tmp_dir",
+    "wait_gone",
+]
+
+
+def server_kind(name: str) -> str:
+    """The kind of binaries the suite asked for `name` ("redis" or "postgres")."""
+    chosen = os.environ.get(f"TEST_{name.upper()}_SERVER") or os.environ.get("DEV_SERVERS") or "system"
+    if chosen not in ("system", "embedded"):
+        raise ValueError(f"TEST_{name.upper()}_SERVER must be system or embedded, not {chosen!r}")
+    return chosen
+
+
+def redis_kinds() -> list[str]:
+    """ "embedded" (Redis 6.2, always there) and "system" when a redis-server is on PATH (7.x on Debian)."""
+    return ["embedded", *(["system"] if system_redis() else [])]
+
+
+def postgres_kinds() -> list[str]:
+    return ["embedded", *(["system"] if system_postgres() else [])]
+
+
+def traversable_tmp_dir(prefix: str = "flagservice-test-") -> Path:
+    """A fresh folder an unprivileged server user can reach (pytest's tmp_path is root's and mode 700)."""
+    base = Path("/var/tmp") if os.access("/var/tmp", os.W_OK) else Path(tempfile.gettempdir())
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    path.chmod(0o755)
+    return path
+
+
+def redis_for_tests(prefer: str | None = None, *, persistent: bool = False, port: int | None = None) -> ServerProcess:
+    """A throwaway redis-server on a free port; `persistent` keeps an append-only file across restart()."""
+    kind = prefer or server_kind("redis")
+    if not persistent:
+        return start_redis(prefer=kind, port=port)
+    folder = traversable_tmp_dir("flagservice-redis-")
+    server = start_redis(data_dir=folder / "data", prefer=kind, port=port)
+    server.delete_on_stop(folder)
+    return server
+
+
+def postgres_for_tests(prefer: str | None = None, *, port: int | None = None) -> ServerProcess:
+    """A throwaway cluster (fsync off) on a free port; stop() deletes its data, restart() keeps it."""
+    folder = traversable_tmp_dir("flagservice-pg-")
+    server = start_postgres(data_dir=folder / "data", prefer=prefer or server_kind("postgres"), port=port)
+    server.delete_on_stop(folder)
+    return server
+
+
+def start_test_postgres(prefer: str | None = None) -> ServerProcess:
+    """Alias kept for callers written against the first draft of this module."""
+    return postgres_for_tests(prefer)
+
+
+@contextmanager
+def running_redis(prefer: str | None = None, *, persistent: bool = False) -> Iterator[ServerProcess]:
+    server = redis_for_tests(prefer, persistent=persistent)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def running_postgres(prefer: str | None = None) -> Iterator[ServerProcess]:
+    server = postgres_for_tests(prefer)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def create_database(server: ServerProcess, name: str | None = None) -> str:
+    """A new empty database on `server` (isolation per module or test); returns its URL."""
+    import psycopg
+
+    name = name or f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def port_listening(port: int, host: str = "127.0.0.1") -> bool:
+    """True if something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def pids_alive(pids: Iterable[int]) -> list[int]:
+    """The pids of `pids` still running (zombies count as gone)."""
+    return [pid for pid in pids if pid_alive(pid)]
