@@ -1,0 +1,104 @@
+"""Redis killed, paused and returning empty: reads never fail, waits are bounded, the cache refills itself.
+
+Each test starts its own redis-server (the session's PostgreSQL is shared, cleaned per test).
+Timeouts are proven by behaviour: elapsed time against a paused server, not configured values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from flagservice.cache_aside import CacheAside
+from flagservice.adapters.postgres_repository import PostgresFlagRepository
+from flagservice.breaker import CircuitBreaker
+from flagservice.errors import FlagServiceError
+from flagservice.flags.model import FlagDefinition
+from flagservice.local.embedded import ServerProcess
+from flagservice.ports import CacheOutcome
+from flagservice.service import FlagService
+from tests import stores
+from tests.conftest import clean_database, redis_cache
+
+COMMAND_TIMEOUT = 0.05
+RETRIES = 1
+WORST_WAIT = (1 + RETRIES) * COMMAND_TIMEOUT + 0.02  # the timeout with one retry, plus a small margin
+
+
+@pytest.fixture
+def redis_server() -> Iterator[ServerProcess]:
+    server = stores.redis_for_tests()
+    yield server
+    server.resume()
+    server.stop()
+
+
+@pytest.fixture
+def flags(postgres_url: str, redis_server: ServerProcess) -> FlagService:
+    clean_database(postgres_url)
+    repository = PostgresFlagRepository.connect(postgres_url)
+    reads = CacheAside(repository, redis_cache(redis_server.url), breaker=CircuitBreaker(threshold=3, cooldown=1.0))
+    service = FlagService(repository, reads=reads)
+    for i in range(5):
+        service.put_flag(FlagDefinition.model_validate({"key": f"f{i}", "enabled": True}), actor="t", if_match=None)
+    return service
+
+
+def read_all(service: FlagService) -> list[CacheOutcome]:
+    return [service.get_flag(f"f{i}").outcome for i in range(5)]
+
+
+def test_redis_killed_under_reads_fails_none_and_hits_again_after_it_returns_empty(
+    flags: FlagService, redis_server: ServerProcess
+) -> None:
+    assert set(read_all(flags)) == {CacheOutcome.HIT}
+    redis_server.kill()
+    failures, outcomes = 0, []
+    for _ in range(40):
+        try:
+            outcomes += read_all(flags)
+        except FlagServiceError:
+            failures += 1
+    assert failures == 0 and set(outcomes) == {CacheOutcome.BYPASS}
+    restarted = redis_server.restart()  # same port, and empty: no persistence
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and CacheOutcome.HIT not in read_all(flags):
+        time.sleep(0.1)
+    assert set(read_all(flags)) == {CacheOutcome.HIT}
+    restarted.stop()
+
+
+def test_a_paused_redis_costs_a_request_at_most_the_timeout_with_one_retry_then_nothing(
+    flags: FlagService, redis_server: ServerProcess
+) -> None:
+    read_all(flags)
+    redis_server.pause()
+    waits = []
+    for _ in range(6):
+        started = time.perf_counter()
+        assert flags.get_flag("f1").outcome is CacheOutcome.BYPASS
+        waits.append(time.perf_counter() - started)
+    print("waits against a paused redis (s):", [round(w, 4) for w in waits])
+    assert max(waits[:3]) < 2 * WORST_WAIT, waits  # before the breaker opened: bounded
+    assert max(waits[3:]) < 0.05, waits  # breaker open: Redis is not waited on at all
+    redis_server.resume()
+
+
+def test_a_kill_switch_flipped_while_redis_is_paused_holds_when_it_resumes(
+    flags: FlagService, redis_server: ServerProcess, postgres_url: str
+) -> None:
+    other_container = FlagService(PostgresFlagRepository.connect(postgres_url), redis_cache(redis_server.url))
+    other_container.reads.cache._env = flags.reads.cache._env  # noqa: SLF001 - same environment namespace
+    assert other_container.get_flag("f1").flag.definition.enabled is True
+    redis_server.pause()
+    result = flags.patch_flag("f1", {"enabled": False}, actor="oncall", if_match=None)
+    assert result.flag is not None and result.flag.definition.enabled is False
+    redis_server.resume()
+    deadline = time.monotonic() + 5
+    seen = True
+    while time.monotonic() < deadline and seen:
+        seen = other_container.get_flag("f1").flag.definition.enabled
+        time.sleep(0.05)
+    assert seen is False
