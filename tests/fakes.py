@@ -12,6 +12,7 @@ from flagservice.flags.model import FlagDefinition, StoredFlag
 from flagservice.ports import (
     CacheEntry,
     CacheRead,
+    CacheSnapshot,
     Guarded,
     HistoryEntry,
     IfMatch,
@@ -121,6 +122,7 @@ class InMemoryFlagCache:
 
         self.entries: dict[str, CacheEntry] = {}
         self.revision_copy: int | None = None
+        self.snapshot: CacheSnapshot | None = None
         self.hits: Counter[str] = Counter()
         self.misses: Counter[str] = Counter()
         self._pending: list[tuple[str, bool]] = []
@@ -149,6 +151,20 @@ class InMemoryFlagCache:
     def revision(self) -> int | None:
         self._trip()
         return self.revision_copy
+
+    def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
+        self._trip()
+        return self.snapshot, self.revision_copy
+
+    def fill_snapshot(self, flags: list[StoredFlag], *, observed_revision: int) -> Guarded:
+        self._trip()
+        if self.revision_copy is None:
+            return Guarded.NO_REVISION
+        newer = self.snapshot is not None and self.snapshot.version > observed_revision
+        if self.revision_copy > observed_revision or newer:
+            return Guarded.REFUSED
+        self.snapshot = CacheSnapshot(observed_revision, list(flags), int((self.clock() + self.soft_ttl) * 1000))
+        return Guarded.STORED
 
     def _entry(self, flag: StoredFlag | None, version: int) -> CacheEntry:
         ttl = self.soft_ttl if flag is not None else self.negative_ttl
@@ -195,4 +211,5 @@ class InMemoryFlagCache:
     def flush_all(self) -> None:
         """Like FLUSHALL behind the service's back."""
         self.entries.clear()
+        self.snapshot = None
         self.revision_copy = None

@@ -21,6 +21,8 @@ from flagservice.ports import CacheOutcome, CacheRead, FlagCache, FlagRepository
 
 T = TypeVar("T")
 STATS_FLUSH_SECONDS = 1.0
+MAX_FLAGS = 10_000  # bulk evaluation covers every flag of an environment
+SNAPSHOT = "*"  # the hook key of the all-flags snapshot
 
 
 @dataclass
@@ -100,6 +102,35 @@ class CacheAside:
         self.hooks.after_repository_read(key)
         self.fill(key, flag, read.revision)
         return flag, CacheOutcome.MISS
+
+    def all_flags(self) -> tuple[list[StoredFlag], int, CacheOutcome]:
+        """Every live flag and the revision they belong to, from the snapshot when it is current.
+
+        The snapshot is valid only for the revision it was built at, so writers never touch it: a
+        write moves the revision on and the next bulk read rebuilds it (one database read).
+        """
+        read = self.cache_call(lambda cache: cache.read_snapshot())
+        if read is None:
+            return self._listed(), self.repository.revision(), CacheOutcome.BYPASS
+        snapshot, revision = read
+        now_ms = int(time.time() * 1000)
+        if snapshot is not None and snapshot.version == revision and snapshot.fresh(now_ms):
+            return snapshot.flags, snapshot.version, CacheOutcome.HIT
+        try:
+            flags = self._listed()
+        except StoreUnavailableError:
+            if snapshot is None:
+                raise
+            return snapshot.flags, snapshot.version, CacheOutcome.STALE
+        self.hooks.after_repository_read(SNAPSHOT)
+        if revision is None:
+            self.seed_revision()
+            return flags, self.repository.revision(), CacheOutcome.MISS
+        self.cache_call(lambda cache: cache.fill_snapshot(flags, observed_revision=revision))
+        return flags, revision, CacheOutcome.MISS
+
+    def _listed(self) -> list[StoredFlag]:
+        return self.repository.list_flags(after=None, limit=MAX_FLAGS)
 
     def fill(self, key: str, flag: StoredFlag | None, observed_revision: int | None) -> None:
         """Store what PostgreSQL said, unless a write was applied since `observed_revision` was read."""

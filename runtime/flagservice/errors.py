@@ -51,3 +51,11 @@ class StoreUnavailableError(FlagServiceError):
 
 class CacheUnavailableError(Exception):
     """Redis failed, timed out, or its breaker is open (internal: callers fall back, users never see it)."""
+
+
+class InvalidContextError(FlagServiceError):
+    """OFREP: `context` missing or not an object, or a `targetingKey` that is not a string."""
+
+
+class TargetingKeyMissingError(FlagServiceError):
+    """OFREP: a split needs a targetingKey and the context has none."""

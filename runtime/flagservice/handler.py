@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
-from flagservice import errors, routes_admin, routes_read
+from flagservice import errors, routes_admin, routes_ofrep, routes_read
 from flagservice.http import error_body, json_response, read_headers
 from flagservice.lambda_context import LocalContext, allowed_methods, request_id
 from flagservice.ports import CacheOutcome
@@ -18,6 +18,7 @@ from flagservice.telemetry import logger, metrics, tracer
 app = APIGatewayRestResolver()
 app.include_router(routes_read.router)
 app.include_router(routes_admin.router)
+app.include_router(routes_ofrep.router)
 
 ERRORS: dict[type[errors.FlagServiceError], tuple[int, str]] = {
     errors.ParseError: (400, "PARSE_ERROR"),
@@ -29,18 +30,35 @@ ERRORS: dict[type[errors.FlagServiceError], tuple[int, str]] = {
     errors.VersionConflictError: (412, "VERSION_CONFLICT"),
     errors.PayloadTooLargeError: (413, "PAYLOAD_TOO_LARGE"),
     errors.StoreUnavailableError: (503, "SERVICE_UNAVAILABLE"),
+    errors.InvalidContextError: (400, "INVALID_CONTEXT"),
+    errors.TargetingKeyMissingError: (400, "TARGETING_KEY_MISSING"),
 }
+OFREP_PREFIX = "/ofrep/"
+
+
+def _status_and_code(exc: errors.FlagServiceError) -> tuple[int, str]:
+    """The contract's table; on OFREP routes an invalid key is a missing flag (OpenFeature codes only)."""
+    if isinstance(exc, errors.InvalidKeyError) and app.current_event.path.startswith(OFREP_PREFIX):
+        return 404, "FLAG_NOT_FOUND"
+    return ERRORS[type(exc)]
 
 
 @app.exception_handler(list(ERRORS))
 def domain_error(exc: errors.FlagServiceError) -> Response[str]:
-    status, code = ERRORS[type(exc)]
+    status, code = _status_and_code(exc)
     headers = {"Cache-Control": "no-store"}
     if exc.outcome is not None:
         headers = read_headers(CacheOutcome(exc.outcome))
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return json_response(status, error_body(code, exc.detail, exc.key), headers)
+    return json_response(status, error_body(code, exc.detail, exc.key or _ofrep_key()), headers)
+
+
+def _ofrep_key() -> str | None:
+    """OFREP providers read `key` in every error body of a single evaluation."""
+    path = app.current_event.path
+    single = OFREP_PREFIX + "v1/evaluate/flags/"
+    return path[len(single) :] or None if path.startswith(single) else None
 
 
 @app.not_found
@@ -62,7 +80,7 @@ def invalid_settings(exc: SettingsError) -> Response[str]:
 @app.exception_handler(Exception)
 def unexpected(exc: Exception) -> Response[str]:
     logger.exception("unexpected error")
-    return json_response(500, error_body("GENERAL", "internal error"))
+    return json_response(500, error_body("GENERAL", "internal error", _ofrep_key()))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

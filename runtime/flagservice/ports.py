@@ -103,6 +103,18 @@ class CacheEntry:
 
 
 @dataclass(frozen=True)
+class CacheSnapshot:
+    """Every live flag of the environment as of revision `version` (for bulk evaluation)."""
+
+    version: int
+    flags: list[StoredFlag]
+    soft_expiry_ms: int
+
+    def fresh(self, now_ms: int) -> bool:
+        return now_ms < self.soft_expiry_ms
+
+
+@dataclass(frozen=True)
 class CacheRead:
     """What one round trip to the cache saw: the entry and the environment's revision (None if unknown)."""
 
@@ -128,6 +140,14 @@ class FlagCache(Protocol):
     def read(self, key: str) -> CacheRead: ...
 
     def revision(self) -> int | None: ...
+
+    def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
+        """The snapshot of all flags and the current revision, in one round trip."""
+        ...
+
+    def fill_snapshot(self, flags: list[StoredFlag], *, observed_revision: int) -> Guarded:
+        """Store all flags as of `observed_revision` (refused if a write was applied since)."""
+        ...
 
     def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded: ...
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
+from flagservice import evaluations
 from flagservice.cache_aside import CacheAside, Lookup
 from flagservice.errors import FlagNotFoundError, InvalidFlagError, StoreUnavailableError, VersionConflictError
+from flagservice.evaluations import BulkAnswer, FlagAnswer
 from flagservice.flags.model import FlagDefinition, StoredFlag, format_time
 from flagservice.ports import CacheOutcome, FlagCache, FlagRepository, HistoryEntry, IfMatch, WriteAction, WriteResult
 from flagservice.telemetry import logger
@@ -60,6 +62,16 @@ class FlagService:
     @request
     def get_flag(self, key: str) -> Lookup:
         return self.reads.lookup(key)
+
+    @request
+    def evaluate(self, key: str, context: Mapping[str, Any]) -> tuple[FlagAnswer, CacheOutcome]:
+        """One flag for one context (OFREP single evaluation)."""
+        return evaluations.evaluate_one(self.reads, key, context)
+
+    @request
+    def evaluate_all(self, context: Mapping[str, Any], *, if_none_match: str | None) -> BulkAnswer:
+        """Every flag for one context (OFREP bulk evaluation), or "not modified"."""
+        return evaluations.evaluate_all(self.reads, context, if_none_match)
 
     @request
     def list_flags(self, *, after: str | None, limit: int) -> Page:

@@ -121,3 +121,17 @@ def test_limits() -> None:
 def test_float_values_serialize_as_floats() -> None:
     flag = valid(variants={"a": 1.0, "b": 2.0}, defaultVariant="a", offVariant="b")
     assert '"a":1.0' in flag.to_json()
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"attribute": "country", "operator": "in", "values": ["DE"]},
+        {"attribute": "age", "operator": "gt", "value": 18},
+        {"attribute": "v", "operator": "semver_gt", "value": "1.2.0"},
+    ],
+)
+def test_a_stored_definition_reads_back_unchanged(condition: dict[str, Any]) -> None:
+    flag = valid(rules=[{"conditions": [condition], "variant": "on"}])
+    assert flag.to_dict()["rules"][0]["conditions"][0] == condition
+    assert FlagDefinition.model_validate(flag.to_dict()) == flag

@@ -14,10 +14,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from flagservice.adapters import redis_keys, redis_scripts
-from flagservice.adapters.cache_codec import decode, encode
+from flagservice.adapters.cache_codec import decode, decode_snapshot, encode, encode_snapshot
 from flagservice.errors import CacheUnavailableError
 from flagservice.flags.model import StoredFlag, format_time
-from flagservice.ports import CacheRead, Guarded
+from flagservice.ports import CacheRead, CacheSnapshot, Guarded
 
 T = TypeVar("T")
 RESULTS = {1: Guarded.STORED, 0: Guarded.REFUSED, -1: Guarded.NO_REVISION}
@@ -132,6 +132,19 @@ class RedisFlagCache:
     def revision(self) -> int | None:
         value = self._run(lambda pipe: pipe.get(redis_keys.revision_key(self._env)))
         return int(value) if value is not None else None
+
+    def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
+        keys = (redis_keys.snapshot_key(self._env), redis_keys.revision_key(self._env))
+        value, revision = self._run(lambda pipe: pipe.mget(*keys))
+        snapshot = decode_snapshot(value) if value is not None else None
+        return snapshot, int(revision) if revision is not None else None
+
+    def fill_snapshot(self, flags: list[StoredFlag], *, observed_revision: int) -> Guarded:
+        soft = int(time.time() * 1000) + int(self._soft_ttl() * 1000)
+        value = encode_snapshot(flags, revision=observed_revision, soft_expiry_ms=soft)
+        keys = [redis_keys.snapshot_key(self._env), redis_keys.revision_key(self._env)]
+        args = [observed_revision, observed_revision, value, self._hard_ttl_ms]
+        return RESULTS[self._script(redis_scripts.FILL, keys, args)]
 
     def _value(self, flag: StoredFlag | None, version: int) -> tuple[str, int]:
         """The encoded value and its hard TTL: negative entries live NEGATIVE_TTL, flags STALE_MAX_AGE."""

@@ -19,6 +19,11 @@ def flag_key(env: str, key: str, *, schema: int = SCHEMA_VERSION) -> str:
     return f"{_tag(env)}:s{schema}:flag:{key}"
 
 
+def snapshot_key(env: str) -> str:
+    """Every live flag at one revision, for bulk evaluation."""
+    return f"{_tag(env)}:s{SCHEMA_VERSION}:snapshot"
+
+
 def lease_key(env: str, key: str) -> str:
     return f"{_tag(env)}:s{SCHEMA_VERSION}:lease:{key}"
 

@@ -8,7 +8,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_serializer,
+    model_validator,
+)
 
 from flagservice.flags.semver import parse_semver
 
@@ -85,6 +95,13 @@ class Condition(_Strict):
     operator: Operator
     value: Any = None
     values: Annotated[list[Any], Field(max_length=MAX_VALUES)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_the_operand_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A condition has `value` or `values`, never both: the stored form omits the other.
+        data: dict[str, Any] = handler(self)
+        data.pop("values" if self.operator not in LIST_OPERATORS else "value", None)
+        return data
 
     @model_validator(mode="after")
     def _operand_fits_operator(self) -> Condition:

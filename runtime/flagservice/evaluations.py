@@ -1,0 +1,83 @@
+"""Evaluating flags for a context through the cache path: one flag, or every flag with an ETag."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flagservice.cache_aside import CacheAside
+from flagservice.errors import TargetingKeyMissingError
+from flagservice.flags import evaluation
+from flagservice.flags.model import StoredFlag
+from flagservice.ports import CacheOutcome
+
+
+@dataclass(frozen=True)
+class FlagAnswer:
+    """One flag's answer for a context, or the reason it has none (`error_code`, `error_details`)."""
+
+    key: str
+    version: int
+    result: evaluation.Evaluation | None = None
+    error_code: str | None = None
+    error_details: str | None = None
+
+    def to_ofrep(self) -> dict[str, Any]:
+        if self.result is None:
+            return {"key": self.key, "errorCode": self.error_code, "errorDetails": self.error_details}
+        return {
+            "key": self.key,
+            "value": self.result.value,
+            "variant": self.result.variant,
+            "reason": self.result.reason,
+            "metadata": {"version": self.version},
+        }
+
+
+@dataclass(frozen=True)
+class BulkAnswer:
+    """Every flag's answer (None when the caller's ETag is current: 304) and the ETag of this answer."""
+
+    answers: list[FlagAnswer] | None
+    etag: str
+    outcome: CacheOutcome
+
+
+def answer(flag: StoredFlag, context: Mapping[str, Any]) -> FlagAnswer:
+    """Evaluate one flag; a split without a targetingKey becomes an error answer, not an exception."""
+    try:
+        return FlagAnswer(flag.key, flag.version, evaluation.evaluate_flag(flag.definition, context))
+    except evaluation.TargetingKeyMissingError as exc:
+        return FlagAnswer(flag.key, flag.version, error_code="TARGETING_KEY_MISSING", error_details=str(exc))
+
+
+def evaluate_one(reads: CacheAside, key: str, context: Mapping[str, Any]) -> tuple[FlagAnswer, CacheOutcome]:
+    lookup = reads.lookup(key)
+    result = answer(lookup.flag, context)
+    if result.error_code == "TARGETING_KEY_MISSING":
+        raise TargetingKeyMissingError(result.error_details or "a split needs a targetingKey", key=key)
+    return result, lookup.outcome
+
+
+def bulk_etag(revision: int, context: Mapping[str, Any]) -> str:
+    """A quoted hash of the flag-set revision and the canonical context."""
+    canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return '"' + hashlib.sha256(f"{revision}\n{canonical}".encode()).hexdigest()[:32] + '"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if if_none_match is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
+def evaluate_all(reads: CacheAside, context: Mapping[str, Any], if_none_match: str | None) -> BulkAnswer:
+    flags, revision, outcome = reads.all_flags()
+    etag = bulk_etag(revision, context)
+    if etag_matches(if_none_match, etag):
+        return BulkAnswer(None, etag, outcome)
+    return BulkAnswer([answer(flag, context) for flag in flags], etag, outcome)
