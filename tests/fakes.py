@@ -123,6 +123,7 @@ class InMemoryFlagCache:
         self.entries: dict[str, CacheEntry] = {}
         self.revision_copy: int | None = None
         self.snapshot: CacheSnapshot | None = None
+        self.leases: dict[str, float] = {}
         self.hits: Counter[str] = Counter()
         self.misses: Counter[str] = Counter()
         self._pending: list[tuple[str, bool]] = []
@@ -144,9 +145,15 @@ class InMemoryFlagCache:
             self.since = self.since or "2026-01-01T00:00:00.000Z"
         self._pending.clear()
 
-    def read(self, key: str) -> CacheRead:
+    def read(self, key: str, *, lease_ms: int = 0) -> CacheRead:
         self._trip()
-        return CacheRead(self.entries.get(key), self.revision_copy)
+        entry = self.entries.get(key)
+        leased = False
+        expired = entry is None or not entry.fresh(int(self.clock() * 1000))
+        if expired and lease_ms > 0 and self.leases.get(key, 0.0) <= self.clock():
+            self.leases[key] = self.clock() + lease_ms / 1000
+            leased = True
+        return CacheRead(entry, self.revision_copy, leased)
 
     def revision(self) -> int | None:
         self._trip()
@@ -172,6 +179,7 @@ class InMemoryFlagCache:
 
     def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded:
         self._trip()
+        self.leases.pop(key, None)
         if self.revision_copy is None:
             return Guarded.NO_REVISION
         cached = self.entries.get(key)

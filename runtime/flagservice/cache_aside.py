@@ -11,16 +11,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flagservice import telemetry
 from flagservice.breaker import CircuitBreaker
 from flagservice.errors import CacheUnavailableError, FlagNotFoundError, StoreUnavailableError
 from flagservice.flags.model import StoredFlag
-from flagservice.ports import CacheOutcome, CacheRead, FlagCache, FlagRepository, Guarded, WriteResult
+from flagservice.l1 import L1Cache
+from flagservice.ports import CacheOutcome, CacheRead, CacheSnapshot, FlagCache, FlagRepository, Guarded, WriteResult
 
 T = TypeVar("T")
 STATS_FLUSH_SECONDS = 1.0
+LEASE_MS = 2000  # a refill lease outlives any database read (statement timeout 2 s)
+LEASE_WAIT = 0.2  # how long a follower waits for the lease holder's fill before reading itself
+LEASE_POLL = 0.01
 MAX_FLAGS = 10_000  # bulk evaluation covers every flag of an environment
 SNAPSHOT = "*"  # the hook key of the all-flags snapshot
 
@@ -49,6 +53,7 @@ class CacheAside:
     hooks: RaceHooks = field(default_factory=RaceHooks)
     outbox_interval: float = 2.0
     clock: Callable[[], float] = time.monotonic
+    l1: L1Cache[Any] = field(default_factory=lambda: L1Cache(max_age=1.0))
     _last_replay: float = float("-inf")
     _last_stats_flush: float = float("-inf")
     _failed: bool = False
@@ -78,8 +83,7 @@ class CacheAside:
         """The flag for `key`, or FlagNotFoundError / StoreUnavailableError (never a cache error)."""
         started = time.perf_counter()
         self._replay_if_due()
-        read = self.cache_call(lambda cache: cache.read(key))
-        flag, outcome = self._resolve(key, read)
+        flag, outcome = self._from_l1(key) or self._from_shared(key)
         if self.cache is not None:
             self.cache.count(key, hit=outcome in (CacheOutcome.HIT, CacheOutcome.STALE))
         telemetry.record_lookup(key, outcome.value, (time.perf_counter() - started) * 1000)
@@ -87,12 +91,53 @@ class CacheAside:
             raise FlagNotFoundError("no such flag", key=key, outcome=outcome.value)
         return Lookup(flag, outcome)
 
-    def _resolve(self, key: str, read: CacheRead | None) -> tuple[StoredFlag | None, CacheOutcome]:
+    def _validated_l1(self, key: str) -> tuple[bool, Any]:
+        """An L1 entry, revalidated against the revision first if its last validation is > 250 ms old."""
+        found, value = self.l1.get(key)
+        if found and self.l1.needs_validation:
+            seen = self.cache_call(lambda cache: [cache.revision()])
+            if seen is None:
+                self.l1.clear()
+                return False, None
+            self.l1.observe(seen[0])
+            found, value = self.l1.get(key)
+        return found, value
+
+    def _from_l1(self, key: str) -> tuple[StoredFlag | None, CacheOutcome] | None:
+        found, flag = self._validated_l1(key)
+        return (flag, CacheOutcome.HIT) if found else None
+
+    def _from_shared(self, key: str) -> tuple[StoredFlag | None, CacheOutcome]:
+        read = self.cache_call(lambda cache: cache.read(key, lease_ms=LEASE_MS))
         if read is None:
+            self.l1.clear()
             return self.repository.get(key), CacheOutcome.BYPASS
+        self.l1.observe(read.revision)
         entry = read.entry
         if entry is not None and entry.fresh(int(time.time() * 1000)):
+            self.l1.put(key, entry.flag)
             return entry.flag, CacheOutcome.HIT
+        if not read.leased:
+            if entry is not None:
+                return entry.flag, CacheOutcome.HIT  # another container is refilling it: serve the previous value
+            read = self._await_refill(key) or read
+            if read.entry is not None and not read.leased:
+                self.l1.put(key, read.entry.flag)
+                return read.entry.flag, CacheOutcome.HIT
+        return self._refill(key, read)
+
+    def _await_refill(self, key: str) -> CacheRead | None:
+        """Wait briefly for the lease holder's fill; take the lease over if it lapses (its holder died)."""
+        deadline = time.monotonic() + LEASE_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(LEASE_POLL)
+            read = self.cache_call(lambda cache: cache.read(key, lease_ms=LEASE_MS))
+            if read is None or read.entry is not None or read.leased:
+                return read
+        return None
+
+    def _refill(self, key: str, read: CacheRead) -> tuple[StoredFlag | None, CacheOutcome]:
+        entry = read.entry
         try:
             flag = self.repository.get(key)
         except StoreUnavailableError:
@@ -101,6 +146,7 @@ class CacheAside:
             raise
         self.hooks.after_repository_read(key)
         self.fill(key, flag, read.revision)
+        self.l1.put(key, flag)
         return flag, CacheOutcome.MISS
 
     def all_flags(self) -> tuple[list[StoredFlag], int, CacheOutcome]:
@@ -109,12 +155,18 @@ class CacheAside:
         The snapshot is valid only for the revision it was built at, so writers never touch it: a
         write moves the revision on and the next bulk read rebuilds it (one database read).
         """
+        found, held = self._validated_l1(SNAPSHOT)
+        if found:
+            return held.flags, held.version, CacheOutcome.HIT
         read = self.cache_call(lambda cache: cache.read_snapshot())
         if read is None:
+            self.l1.clear()
             return self._listed(), self.repository.revision(), CacheOutcome.BYPASS
         snapshot, revision = read
+        self.l1.observe(revision)
         now_ms = int(time.time() * 1000)
         if snapshot is not None and snapshot.version == revision and snapshot.fresh(now_ms):
+            self.l1.put(SNAPSHOT, snapshot)
             return snapshot.flags, snapshot.version, CacheOutcome.HIT
         try:
             flags = self._listed()
@@ -126,7 +178,9 @@ class CacheAside:
         if revision is None:
             self.seed_revision()
             return flags, self.repository.revision(), CacheOutcome.MISS
-        self.cache_call(lambda cache: cache.fill_snapshot(flags, observed_revision=revision))
+        stored = self.cache_call(lambda cache: cache.fill_snapshot(flags, observed_revision=revision))
+        if stored is Guarded.STORED:
+            self.l1.put(SNAPSHOT, CacheSnapshot(revision, flags, now_ms + 1))
         return flags, revision, CacheOutcome.MISS
 
     def _listed(self) -> list[StoredFlag]:
@@ -153,6 +207,7 @@ class CacheAside:
     def apply_write(self, result: WriteResult) -> bool:
         """A committed write's cache step; True when Redis took it (the outbox row can go)."""
         self.hooks.before_cache_step(result.key)
+        self.l1.clear()  # read-your-writes in this container, without waiting for revalidation
         return self._apply(result.key, result.flag, result.version, result.revision)
 
     def _apply(self, key: str, flag: StoredFlag | None, version: int, revision: int) -> bool:

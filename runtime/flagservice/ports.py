@@ -120,6 +120,7 @@ class CacheRead:
 
     entry: CacheEntry | None
     revision: int | None
+    leased: bool = False  # this caller holds the refill lease for a missing or expired entry
 
 
 class Guarded(StrEnum):
@@ -137,7 +138,9 @@ class FlagCache(Protocol):
     environment's revision moved on since the reader looked (a write committed meanwhile).
     """
 
-    def read(self, key: str) -> CacheRead: ...
+    def read(self, key: str, *, lease_ms: int = 0) -> CacheRead:
+        """The entry and the revision; with `lease_ms`, a missing or expired entry's refill lease too."""
+        ...
 
     def revision(self) -> int | None: ...
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from flagservice import telemetry
 from flagservice.adapters.database_secret import database_conninfo
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.adapters.redis_cache import RedisFlagCache
+from flagservice.cache_aside import CacheAside
+from flagservice.l1 import L1Cache
 from flagservice.service import FlagService
 from flagservice.settings import Settings, get_settings
 
@@ -48,7 +51,9 @@ def get_service() -> FlagService:
     global _service
     if _service is None:
         settings = get_settings()
-        _service = FlagService(build_repository(settings), build_cache(settings))
+        repository = build_repository(settings)
+        l1: L1Cache[Any] = L1Cache(max_age=settings.L1_MAX_AGE_MS / 1000)
+        _service = FlagService(repository, reads=CacheAside(repository, build_cache(settings), l1=l1))
     return _service
 
 

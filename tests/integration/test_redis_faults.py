@@ -22,6 +22,7 @@ from flagservice.service import FlagService
 from tests import stores
 from tests.conftest import clean_database, redis_cache
 
+L1_REVALIDATE = 0.25
 COMMAND_TIMEOUT = 0.05
 RETRIES = 1
 WORST_WAIT = (1 + RETRIES) * COMMAND_TIMEOUT + 0.02  # the timeout with one retry, plus a small margin
@@ -55,6 +56,7 @@ def test_redis_killed_under_reads_fails_none_and_hits_again_after_it_returns_emp
 ) -> None:
     assert set(read_all(flags)) == {CacheOutcome.HIT}
     redis_server.kill()
+    time.sleep(L1_REVALIDATE * 1.2)  # past the in-process cache's revalidation: every read must ask Redis
     failures, outcomes = 0, []
     for _ in range(40):
         try:
@@ -75,6 +77,7 @@ def test_a_paused_redis_costs_a_request_at_most_the_timeout_with_one_retry_then_
 ) -> None:
     read_all(flags)
     redis_server.pause()
+    time.sleep(L1_REVALIDATE * 1.2)
     waits = []
     for _ in range(6):
         started = time.perf_counter()
@@ -102,3 +105,13 @@ def test_a_kill_switch_flipped_while_redis_is_paused_holds_when_it_resumes(
         seen = other_container.get_flag("f1").flag.definition.enabled
         time.sleep(0.05)
     assert seen is False
+
+
+def test_the_in_process_cache_is_not_trusted_past_its_revalidation_once_redis_is_gone(
+    flags: FlagService, redis_server: ServerProcess
+) -> None:
+    read_all(flags)
+    redis_server.kill()
+    within = flags.get_flag("f1").outcome
+    time.sleep(L1_REVALIDATE * 1.2)
+    assert (within, flags.get_flag("f1").outcome) == (CacheOutcome.HIT, CacheOutcome.BYPASS)

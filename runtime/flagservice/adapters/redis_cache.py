@@ -123,11 +123,15 @@ class RedisFlagCache:
             self._client.script_load(script)
             return self._client.evalsha(sha, len(keys), *keys, *args)
 
-    def read(self, key: str) -> CacheRead:
-        flag_key, revision_key = redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env)
-        value, revision = self._run(lambda pipe: pipe.mget(flag_key, revision_key))
+    def read(self, key: str, *, lease_ms: int = 0) -> CacheRead:
+        keys = [
+            redis_keys.flag_key(self._env, key),
+            redis_keys.revision_key(self._env),
+            redis_keys.lease_key(self._env, key),
+        ]
+        value, revision, leased = self._script(redis_scripts.READ, keys, [int(time.time() * 1000), lease_ms])
         entry = decode(value) if value is not None else None
-        return CacheRead(entry=entry, revision=int(revision) if revision is not None else None)
+        return CacheRead(entry=entry, revision=int(revision) if revision is not None else None, leased=bool(leased))
 
     def revision(self) -> int | None:
         value = self._run(lambda pipe: pipe.get(redis_keys.revision_key(self._env)))
@@ -142,7 +146,11 @@ class RedisFlagCache:
     def fill_snapshot(self, flags: list[StoredFlag], *, observed_revision: int) -> Guarded:
         soft = int(time.time() * 1000) + int(self._soft_ttl() * 1000)
         value = encode_snapshot(flags, revision=observed_revision, soft_expiry_ms=soft)
-        keys = [redis_keys.snapshot_key(self._env), redis_keys.revision_key(self._env)]
+        keys = [
+            redis_keys.snapshot_key(self._env),
+            redis_keys.revision_key(self._env),
+            redis_keys.lease_key(self._env, "*"),
+        ]
         args = [observed_revision, observed_revision, value, self._hard_ttl_ms]
         return RESULTS[self._script(redis_scripts.FILL, keys, args)]
 
@@ -156,7 +164,11 @@ class RedisFlagCache:
 
     def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded:
         value, ttl = self._value(flag, version)
-        keys = [redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env)]
+        keys = [
+            redis_keys.flag_key(self._env, key),
+            redis_keys.revision_key(self._env),
+            redis_keys.lease_key(self._env, key),
+        ]
         args = [version, observed_revision, value, ttl]
         return RESULTS[self._script(redis_scripts.FILL, keys, args)]
 

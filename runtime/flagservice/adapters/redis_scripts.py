@@ -24,12 +24,26 @@ local function cached_version(key)
 end
 """
 
-# KEYS: flag, revision. ARGV: version, observed revision, value, hard ttl ms.
+# KEYS: flag, revision, lease. ARGV: now ms, lease ms.
+# The entry and the revision in one round trip; when the entry is missing or soft-expired, the first
+# caller across all containers also takes the refill lease (herd protection): {value, revision, leased}.
+READ = """
+local value = redis.call('GET', KEYS[1])
+local leased = 0
+local soft = value and tonumber(string.match(value, '^%d+|(%d+)|'))
+if (not soft or soft <= tonumber(ARGV[1])) and tonumber(ARGV[2]) > 0 then
+  if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[2]) then leased = 1 end
+end
+return {value, redis.call('GET', KEYS[2]), leased}
+"""
+
+# KEYS: flag, revision, lease. ARGV: version, observed revision, value, hard ttl ms.
 # A reader fills what it read from PostgreSQL only if no write was applied since it looked at the
-# revision (before its database read) and the cache holds nothing newer.
+# revision (before its database read) and the cache holds nothing newer; the refill lease goes either way.
 FILL = (
     _CURRENT_VERSION
     + """
+redis.call('DEL', KEYS[3])
 local revision = redis.call('GET', KEYS[2])
 if not revision then return -1 end
 if tonumber(revision) > tonumber(ARGV[2]) then return 0 end
