@@ -8,6 +8,7 @@ Redis fails or its breaker is open, PostgreSQL answers alone (BYPASS) and nothin
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -139,13 +140,14 @@ class CacheAside:
     def _refill(self, key: str, read: CacheRead) -> tuple[StoredFlag | None, CacheOutcome]:
         entry = read.entry
         try:
+            observed = read.revision if read.revision is not None else self.seed_revision()
             flag = self.repository.get(key)
         except StoreUnavailableError:
             if entry is not None and entry.flag is not None:
                 return entry.flag, CacheOutcome.STALE
             raise
         self.hooks.after_repository_read(key)
-        self.fill(key, flag, read.revision)
+        self.fill(key, flag, observed)
         self.l1.put(key, flag)
         return flag, CacheOutcome.MISS
 
@@ -161,7 +163,8 @@ class CacheAside:
         read = self.cache_call(lambda cache: cache.read_snapshot())
         if read is None:
             self.l1.clear()
-            return self._listed(), self.repository.revision(), CacheOutcome.BYPASS
+            revision = self.repository.revision()  # before the list: an ETag never claims newer flags
+            return self._listed(), revision, CacheOutcome.BYPASS
         snapshot, revision = read
         self.l1.observe(revision)
         now_ms = int(time.time() * 1000)
@@ -169,40 +172,44 @@ class CacheAside:
             self.l1.put(SNAPSHOT, snapshot)
             return snapshot.flags, snapshot.version, CacheOutcome.HIT
         try:
+            observed = revision if revision is not None else self.seed_revision()
             flags = self._listed()
         except StoreUnavailableError:
             if snapshot is None:
                 raise
             return snapshot.flags, snapshot.version, CacheOutcome.STALE
         self.hooks.after_repository_read(SNAPSHOT)
-        if revision is None:
-            self.seed_revision()
-            return flags, self.repository.revision(), CacheOutcome.MISS
-        stored = self.cache_call(lambda cache: cache.fill_snapshot(flags, observed_revision=revision))
+        stored = self.cache_call(lambda cache: cache.fill_snapshot(flags, observed_revision=observed))
         if stored is Guarded.STORED:
-            self.l1.put(SNAPSHOT, CacheSnapshot(revision, flags, now_ms + 1))
-        return flags, revision, CacheOutcome.MISS
+            self.l1.put(SNAPSHOT, CacheSnapshot(observed, flags, now_ms + 1))
+        return flags, observed, CacheOutcome.MISS
 
     def _listed(self) -> list[StoredFlag]:
         return self.repository.list_flags(after=None, limit=MAX_FLAGS)
 
     def fill(self, key: str, flag: StoredFlag | None, observed_revision: int | None) -> None:
-        """Store what PostgreSQL said, unless a write was applied since `observed_revision` was read."""
+        """Store what PostgreSQL said, unless a write was applied since `observed_revision` was read.
+
+        `observed_revision` must have been read (from Redis, or seeded from PostgreSQL) before the
+        database read: that ordering is what lets the script refuse a fill that a write overtook.
+        """
         version = flag.version if flag is not None else 0
         if observed_revision is None:
-            self.seed_revision()
+            self._try_seed()
             return
         result = self.cache_call(lambda c: c.fill(key, flag, version=version, observed_revision=observed_revision))
         if result is Guarded.NO_REVISION:
-            self.seed_revision()
+            self._try_seed()
 
-    def seed_revision(self) -> None:
+    def seed_revision(self) -> int:
         """After a flush or restart the revision copy is gone: copy it back from PostgreSQL's sequence."""
-        try:
-            revision = self.repository.revision()
-        except StoreUnavailableError:
-            return
+        revision = self.repository.revision()
         self.cache_call(lambda cache: cache.seed_revision(revision))
+        return revision
+
+    def _try_seed(self) -> None:
+        with contextlib.suppress(StoreUnavailableError):
+            self.seed_revision()
 
     def apply_write(self, result: WriteResult) -> bool:
         """A committed write's cache step; True when Redis took it (the outbox row can go)."""
@@ -213,7 +220,7 @@ class CacheAside:
     def _apply(self, key: str, flag: StoredFlag | None, version: int, revision: int) -> bool:
         outcome = self.cache_call(lambda c: c.apply_write(key, flag, version=version, revision=revision))
         if outcome is Guarded.NO_REVISION:
-            self.seed_revision()
+            self._try_seed()
             outcome = self.cache_call(lambda c: c.apply_write(key, flag, version=version, revision=revision))
         return outcome is Guarded.STORED
 
