@@ -159,6 +159,14 @@ class InMemoryFlagCache:
         self._trip()
         return self.revision_copy
 
+    def most_read(self, limit: int) -> list[str]:
+        self._trip()
+        return [key for key, _ in self.hits.most_common(limit)]
+
+    def read_many(self, keys: list[str]) -> tuple[dict[str, CacheEntry], int | None]:
+        self._trip()
+        return {key: self.entries[key] for key in keys if key in self.entries}, self.revision_copy
+
     def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
         self._trip()
         return self.snapshot, self.revision_copy

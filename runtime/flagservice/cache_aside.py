@@ -26,7 +26,8 @@ STATS_FLUSH_SECONDS = 1.0
 LEASE_MS = 2000  # a refill lease outlives any database read (statement timeout 2 s)
 LEASE_WAIT = 0.2  # how long a follower waits for the lease holder's fill before reading itself
 LEASE_POLL = 0.01
-MAX_FLAGS = 10_000  # bulk evaluation covers every flag of an environment
+MAX_FLAGS = 10_000
+WARM_FLAGS = 100  # bulk evaluation covers every flag of an environment
 SNAPSHOT = "*"  # the hook key of the all-flags snapshot
 
 
@@ -249,6 +250,24 @@ class CacheAside:
 
     def _replay_one(self, key: str, flag: StoredFlag | None, version: int, revision: int) -> bool:
         return self._apply(key, flag, flag.version if flag is not None else version, revision)
+
+    def warm(self, *, limit: int = WARM_FLAGS) -> int:
+        """Load the most-read flags (counted across all containers) into L1: two round trips, no database.
+
+        Runs in Lambda's init phase and at local worker start; bounded by the Redis timeouts, and
+        every error is swallowed (a cold container simply starts cold). Returns how many it loaded.
+        """
+        keys = self.cache_call(lambda cache: cache.most_read(limit)) or []
+        got = self.cache_call(lambda cache: cache.read_many(keys)) if keys else None
+        if got is None:
+            return 0
+        entries, revision = got
+        self.l1.observe(revision)
+        now_ms = int(time.time() * 1000)
+        fresh = {key: entry for key, entry in entries.items() if entry.fresh(now_ms)}
+        for key, entry in fresh.items():
+            self.l1.put(key, entry.flag)
+        return len(fresh)
 
     def finish(self) -> None:
         """End of a request: batched stats go out at least once a second even without other round trips."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
-from flagservice import errors, routes_admin, routes_ofrep, routes_read
+from flagservice import errors, routes_admin, routes_ofrep, routes_read, wiring
 from flagservice.http import error_body, json_response, read_headers
 from flagservice.lambda_context import LocalContext, allowed_methods, request_id
 from flagservice.ports import CacheOutcome
@@ -95,3 +96,16 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     answer = _handle(event, context or LocalContext())
     answer.setdefault("multiValueHeaders", {})["X-Request-Id"] = [request_id(event)]
     return answer
+
+
+def warm() -> None:
+    """Time-boxed prefetch of the most-read flags; swallows every error (a cold start stays merely cold)."""
+    try:
+        loaded = wiring.get_service().warm()
+        logger.info("warmed", flags=loaded)
+    except Exception as exc:  # noqa: BLE001 - warming must never break a container
+        logger.warning("warming failed", error=type(exc).__name__)
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    warm()  # Lambda's init phase: the only import-time I/O, bounded by the Redis timeouts

@@ -144,6 +144,14 @@ class FlagCache(Protocol):
 
     def revision(self) -> int | None: ...
 
+    def most_read(self, limit: int) -> list[str]:
+        """The keys with the most hits across all containers (for warming a new container)."""
+        ...
+
+    def read_many(self, keys: list[str]) -> tuple[dict[str, CacheEntry], int | None]:
+        """The entries present among `keys` and the revision, in one round trip (no leases)."""
+        ...
+
     def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
         """The snapshot of all flags and the current revision, in one round trip."""
         ...

@@ -60,6 +60,11 @@ class FlagService:
         self._started = datetime.now(UTC)
 
     @request
+    def warm(self) -> int:
+        """Prefetch the most-read flags into this container's L1 (see CacheAside.warm)."""
+        return self.reads.warm()
+
+    @request
     def get_flag(self, key: str) -> Lookup:
         return self.reads.lookup(key)
 

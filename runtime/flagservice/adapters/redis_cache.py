@@ -17,7 +17,7 @@ from flagservice.adapters import redis_keys, redis_scripts
 from flagservice.adapters.cache_codec import decode, decode_snapshot, encode, encode_snapshot
 from flagservice.errors import CacheUnavailableError
 from flagservice.flags.model import StoredFlag, format_time
-from flagservice.ports import CacheRead, CacheSnapshot, Guarded
+from flagservice.ports import CacheEntry, CacheRead, CacheSnapshot, Guarded
 
 T = TypeVar("T")
 RESULTS = {1: Guarded.STORED, 0: Guarded.REFUSED, -1: Guarded.NO_REVISION}
@@ -136,6 +136,18 @@ class RedisFlagCache:
     def revision(self) -> int | None:
         value = self._run(lambda pipe: pipe.get(redis_keys.revision_key(self._env)))
         return int(value) if value is not None else None
+
+    def most_read(self, limit: int) -> list[str]:
+        hits = self._run(lambda pipe: pipe.hgetall(redis_keys.stats_key(self._env, "hits")))
+        ranked = sorted(hits.items(), key=lambda item: -int(item[1]))
+        return [key.decode() for key, _ in ranked[:limit]]
+
+    def read_many(self, keys: list[str]) -> tuple[dict[str, CacheEntry], int | None]:
+        names = [redis_keys.flag_key(self._env, key) for key in keys] + [redis_keys.revision_key(self._env)]
+        *values, revision = self._run(lambda pipe: pipe.mget(names))
+        decoded = {key: decode(value) for key, value in zip(keys, values, strict=True) if value is not None}
+        entries = {key: entry for key, entry in decoded.items() if entry is not None}
+        return entries, int(revision) if revision is not None else None
 
     def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
         keys = (redis_keys.snapshot_key(self._env), redis_keys.revision_key(self._env))
