@@ -100,7 +100,7 @@ def postgres_repository(postgres_url: str) -> Iterator[PostgresFlagRepository]:
 
 def redis_cache(url: str, **options: Any) -> RedisFlagCache:
     """A cache on its own environment namespace, so tests never see each other's keys."""
-    client = RedisFlagCache.client_for(url, max_connections=4, **options.pop("client", {}))
+    client = RedisFlagCache.client_for(url, **{"max_connections": 4, **options.pop("client", {})})
     defaults: dict[str, Any] = {"soft_ttl": lambda: 300.0, "stale_max_age": 86400, "negative_ttl": 30}
     return RedisFlagCache(client, env=f"t{uuid.uuid4().hex[:12]}", **{**defaults, **options})
 

@@ -224,6 +224,9 @@ class InMemoryFlagCache:
     def ping(self) -> None:
         self._trip()
 
+    def pool_in_use(self) -> int:
+        return 0
+
     def flush_all(self) -> None:
         """Like FLUSHALL behind the service's back."""
         self.entries.clear()

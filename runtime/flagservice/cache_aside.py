@@ -272,6 +272,8 @@ class CacheAside:
     def finish(self) -> None:
         """End of a request: batched stats go out at least once a second even without other round trips."""
         telemetry.record_count("CacheBreakerOpen", 0 if self.breaker.allow() else 1)
+        if self.cache is not None:
+            telemetry.record_count("RedisPoolInUse", self.cache.pool_in_use())
         if self.cache is not None and self.clock() - self._last_stats_flush >= STATS_FLUSH_SECONDS:
             self._last_stats_flush = self.clock()
             self.cache_call(lambda cache: cache.flush_stats())

@@ -180,6 +180,10 @@ class FlagCache(Protocol):
 
     def ping(self) -> None: ...
 
+    def pool_in_use(self) -> int:
+        """Connections in use (a gauge for RedisPoolInUse); no I/O."""
+        ...
+
 
 class FlagRepository(Protocol):
     """The source of truth. Every write is one transaction: flag, audit row, outbox row, revision bump.

@@ -43,6 +43,7 @@ def build_cache(settings: Settings) -> RedisFlagCache:
         stale_max_age=settings.STALE_MAX_AGE_SECONDS,
         negative_ttl=settings.NEGATIVE_TTL_SECONDS,
         on_pool_exhausted=lambda: telemetry.record_count("RedisPoolExhausted"),
+        on_connection_error=lambda: telemetry.record_count("RedisConnectionErrors"),
     )
 
 

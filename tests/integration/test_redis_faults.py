@@ -115,3 +115,17 @@ def test_the_in_process_cache_is_not_trusted_past_its_revalidation_once_redis_is
     within = flags.get_flag("f1").outcome
     time.sleep(L1_REVALIDATE * 1.2)
     assert (within, flags.get_flag("f1").outcome) == (CacheOutcome.HIT, CacheOutcome.BYPASS)
+
+
+def test_an_exhausted_pool_falls_back_after_the_pool_timeout_and_counts_it(postgres_url: str, redis_url: str) -> None:
+    clean_database(postgres_url)
+    exhausted = []
+    cache = redis_cache(redis_url, client={"max_connections": 1}, on_pool_exhausted=lambda: exhausted.append(1))
+    service = FlagService(PostgresFlagRepository.connect(postgres_url), cache)
+    service.put_flag(FlagDefinition.model_validate({"key": "f", "enabled": True}), actor="t", if_match=None)
+    held = cache._client.connection_pool.get_connection()  # noqa: SLF001 - a blocked command holding the only one
+    time.sleep(L1_REVALIDATE * 1.2)
+    started = time.perf_counter()
+    assert service.get_flag("f").outcome is CacheOutcome.BYPASS
+    assert time.perf_counter() - started < 2 * WORST_WAIT and exhausted
+    cache._client.connection_pool.release(held)  # noqa: SLF001

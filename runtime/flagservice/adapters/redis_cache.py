@@ -39,6 +39,7 @@ class RedisFlagCache:
         stale_max_age: int,
         negative_ttl: int,
         on_pool_exhausted: Callable[[], None] = lambda: None,
+        on_connection_error: Callable[[], None] = lambda: None,
     ) -> None:
         self._client = client
         self._env = env
@@ -46,6 +47,7 @@ class RedisFlagCache:
         self._hard_ttl_ms = stale_max_age * 1000
         self._negative_ttl_ms = negative_ttl * 1000
         self._on_pool_exhausted = on_pool_exhausted
+        self._on_connection_error = on_connection_error
         self._hits: Counter[str] = Counter()
         self._misses: Counter[str] = Counter()
 
@@ -81,6 +83,8 @@ class RedisFlagCache:
         except redis.ConnectionError as exc:
             if "No connection available" in str(exc):
                 self._on_pool_exhausted()
+            else:
+                self._on_connection_error()
             raise CacheUnavailableError(str(exc)) from exc
         except (redis.RedisError, OSError) as exc:
             raise CacheUnavailableError(str(exc)) from exc
@@ -224,5 +228,5 @@ class RedisFlagCache:
         self._run(lambda pipe: pipe.ping())
 
     def pool_in_use(self) -> int:
-        pool = self._client.connection_pool
-        return len(getattr(pool, "_connections", [])) - pool.pool.qsize() if hasattr(pool, "pool") else 0
+        """Connections checked out of the pool right now (the RedisPoolInUse metric)."""
+        return len(self._client.connection_pool._get_in_use_connections())  # noqa: SLF001 - redis-py has no public count
