@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""CDK entry point: every environment of cdk.json, synthesized into one cloud assembly.
+
+Composition only. The stacks are environment-agnostic (no region, so no lookups and no credentials):
+CloudFormation resolves the AZs at deploy time, and `cdk deploy` targets the account and region of the
+caller's credentials. An account is pinned only when the CLI provides one (CDK_DEFAULT_ACCOUNT).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.config import cdk_context, load_environments
+from stacks.stateful_stack import StatefulStack
+
+
+def stateful_stack_id(environment: str) -> str:
+    return f"FlagsStateful-{environment}"
+
+
+def build(app: cdk.App) -> dict[str, StatefulStack]:
+    """Every environment's stacks, with cdk-nag's AwsSolutions checks run on synth."""
+    account = os.environ.get("CDK_DEFAULT_ACCOUNT")
+    env = cdk.Environment(account=account) if account else None
+    stacks = {
+        name: StatefulStack(app, stateful_stack_id(name), config=config, env=env)
+        for name, config in load_environments().items()
+    }
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return stacks
+
+
+def create_app(outdir: str, **options: Any) -> cdk.App:
+    """An App configured as the CLI configures it: cdk.json's context (feature flags) and no CDKMetadata."""
+    return cdk.App(outdir=outdir, context=cdk_context(), analytics_reporting=False, **options)
+
+
+def main() -> None:
+    app = create_app(os.environ.get("CDK_OUTDIR", "cdk.out"))
+    build(app)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""CDK code of the flag service: configuration, stacks and their constructs."""

@@ -1,0 +1,195 @@
+"""One typed, frozen configuration per environment, read from cdk.json.
+
+cdk.json is the single source: the CDK CLI passes its `context` to the app, and `app.py` (run without the
+CLI by `make synth` and the tests) loads the same file, so both synthesize the same templates. Unknown or
+misspelt keys are errors, not silently ignored defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import aws_cdk as cdk
+from aws_cdk import aws_logs as logs
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+ENVIRONMENTS_KEY = "flagservice:environments"
+ENVIRONMENT_NAMES = ("dev", "staging", "prod")
+# Connections that exist besides the flag function's pool: the migration function and an operator's psql.
+OTHER_DATABASE_CONNECTIONS = 3
+
+
+class ConfigError(ValueError):
+    """cdk.json does not describe the environments correctly."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class NetworkConfig(_Section):
+    vpc_cidr: str = Field(pattern=r"^10\.\d{1,3}\.\d{1,3}\.0/(1[6-9]|2[0-2])$")
+    # Interface endpoints bill per AZ-hour; dev accepts cross-AZ calls to one ENI to halve that.
+    endpoint_az_count: int = Field(ge=1, le=2)
+
+
+class CacheConfig(_Section):
+    engine: Literal["valkey", "redis"]
+    engine_version: str = Field(pattern=r"^\d+\.\d+$")
+    parameter_group_family: str = Field(pattern=r"^(valkey|redis)\d+(\.x)?$")
+    node_type: str = Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+    replicas: int = Field(ge=0, le=5)
+    multi_az: bool
+    snapshot_retention_days: int = Field(ge=0, le=35)
+    # The global revision key has no TTL and must never be evicted: only volatile-* policies guarantee it.
+    maxmemory_policy: Literal["volatile-lru", "volatile-lfu", "volatile-ttl", "volatile-random"]
+    slowlog_microseconds: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _multi_az_needs_a_replica(self) -> CacheConfig:
+        if self.multi_az and self.replicas < 1:
+            raise ValueError("cache.multiAz needs at least one replica")
+        return self
+
+
+class DatabaseConfig(_Section):
+    postgres_version: str = Field(pattern=r"^\d+\.\d+$")
+    instance_type: str = Field(pattern=r"^[a-z0-9]+\.[a-z0-9]+$")
+    allocated_storage_gib: int = Field(ge=20)
+    max_allocated_storage_gib: int
+    multi_az: bool
+    backup_retention_days: int = Field(ge=1, le=35)  # at least 1: point-in-time restore needs backups
+    deletion_protection: bool
+    max_connections: int = Field(ge=20)
+
+    @property
+    def major_version(self) -> str:
+        return self.postgres_version.split(".")[0]
+
+
+class FunctionConfig(_Section):
+    """What issue 5's flag function receives; the TTLs become its settings (CONTRACT.md section 4)."""
+
+    memory_mb: int = Field(ge=128, le=10240)
+    timeout_seconds: int = Field(ge=1, le=900)
+    reserved_concurrency: int = Field(ge=1)
+    redis_max_connections: int = Field(ge=1, le=1000)
+    cache_ttl_seconds: int = Field(ge=1)
+    stale_max_age_seconds: int = Field(ge=1)
+    negative_ttl_seconds: int = Field(ge=1)
+    l1_max_age_ms: int = Field(ge=0)
+
+
+class AlarmConfig(_Section):
+    actions_enabled: bool
+    hit_rate_min_percent: float = Field(gt=0, le=100)
+    latency_p95_max_ms: float = Field(gt=0)
+    pool_in_use_max: int = Field(ge=1)
+    redis_memory_max_percent: float = Field(gt=0, le=100)
+    stale_served_max_per_minute: int = Field(ge=0)
+    bypass_max_per_minute: int = Field(ge=0)
+    outbox_pending_max: int = Field(ge=0)
+    cache_budget_usd_per_month: float = Field(gt=0)
+
+
+class EnvironmentConfig(_Section):
+    """Everything that differs between dev, staging and prod."""
+
+    name: Literal["dev", "staging", "prod"]
+    termination_protection: bool
+    removal_policy: Literal["destroy", "snapshot", "retain"]
+    log_retention_days: int
+    network: NetworkConfig
+    cache: CacheConfig
+    database: DatabaseConfig
+    function: FunctionConfig
+    alarms: AlarmConfig
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _known_retention(cls, days: int) -> int:
+        if days not in _RETENTION_BY_DAYS:
+            raise ValueError(f"CloudWatch Logs has no retention of {days} days")
+        return days
+
+    @model_validator(mode="after")
+    def _connections_fit_the_database(self) -> EnvironmentConfig:
+        """DESIGN.md: worst-case connections stay under half of max_connections (one pool slot per container)."""
+        worst_case = self.function.reserved_concurrency + OTHER_DATABASE_CONNECTIONS
+        if worst_case * 2 > self.database.max_connections:
+            raise ValueError(
+                f"reservedConcurrency {self.function.reserved_concurrency} + {OTHER_DATABASE_CONNECTIONS} other "
+                f"connections exceed half of database.maxConnections {self.database.max_connections}"
+            )
+        return self
+
+    @cached_property
+    def data_removal_policy(self) -> cdk.RemovalPolicy:
+        """What happens to the database when its stack is deleted."""
+        return _REMOVAL[self.removal_policy]
+
+    @cached_property
+    def resource_removal_policy(self) -> cdk.RemovalPolicy:
+        """For logs and secrets (which cannot be snapshotted): kept only where the data is kept."""
+        return cdk.RemovalPolicy.RETAIN if self.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
+
+    @cached_property
+    def log_retention(self) -> logs.RetentionDays:
+        return _RETENTION_BY_DAYS[self.log_retention_days]
+
+    @property
+    def cost_tags(self) -> dict[str, str]:
+        return {"Feature": "FeatureFlags", "CostCenter": "Platform", "Environment": self.name}
+
+
+_REMOVAL = {
+    "destroy": cdk.RemovalPolicy.DESTROY,
+    "snapshot": cdk.RemovalPolicy.SNAPSHOT,
+    "retain": cdk.RemovalPolicy.RETAIN,
+}
+_RETENTION_BY_DAYS = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+}
+
+
+def read_cdk_json(path: Path = CDK_JSON) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        document: dict[str, Any] = json.load(handle)
+    return document
+
+
+def cdk_context(document: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `context` of cdk.json (feature flags included), for apps run without the CLI."""
+    return dict((document or read_cdk_json())["context"])
+
+
+def parse_environments(document: dict[str, Any]) -> dict[str, EnvironmentConfig]:
+    """Every environment of cdk.json, validated; exactly dev, staging and prod, in that order."""
+    raw = document.get("context", {}).get(ENVIRONMENTS_KEY)
+    if not isinstance(raw, dict) or tuple(sorted(raw)) != tuple(sorted(ENVIRONMENT_NAMES)):
+        raise ConfigError(f"cdk.json context {ENVIRONMENTS_KEY!r} must define exactly {', '.join(ENVIRONMENT_NAMES)}")
+    configs = {}
+    for name in ENVIRONMENT_NAMES:
+        try:
+            configs[name] = EnvironmentConfig.model_validate({"name": name, **raw[name]})
+        except ValueError as exc:
+            raise ConfigError(f"cdk.json environment {name!r}: {exc}") from None
+    return configs
+
+
+def load_environments(path: Path = CDK_JSON) -> dict[str, EnvironmentConfig]:
+    return parse_environments(read_cdk_json(path))

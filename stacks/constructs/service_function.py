@@ -1,0 +1,84 @@
+"""The Lambda defaults every function of the service shares, declared once.
+
+Issue 5's flag function and the migration function are both a `ServiceFunction`: arm64, Python 3.12, the
+one runtime bundle (stacks/bundling.py), the isolated subnets, its own log group with the environment's
+retention. A function gets only its handler, its settings and its security group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.bundling import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, runtime_code
+from stacks.constructs.network import ISOLATED
+
+# Local-only settings (CONTRACT.md section 4): a deployed function reads secrets and uses IAM instead.
+FORBIDDEN_ENVIRONMENT = frozenset({"DATABASE_URL", "ADMIN_TOKEN"})
+MANAGED_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole")
+
+
+class ServiceFunction(Construct):
+    """A Lambda function of the flag service in the VPC; `function` is the `lambda_.Function`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        environment: Mapping[str, str],
+        vpc: ec2.IVpc,
+        security_group: ec2.ISecurityGroup,
+        log_retention: logs.RetentionDays,
+        removal_policy: cdk.RemovalPolicy,
+        memory_size: int = 256,
+        timeout: cdk.Duration | None = None,
+        reserved_concurrent_executions: int | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        forbidden = FORBIDDEN_ENVIRONMENT.intersection(environment)
+        if forbidden:
+            raise ValueError(f"a deployed function must not get {', '.join(sorted(forbidden))}")
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=LAMBDA_RUNTIME,
+            architecture=LAMBDA_ARCHITECTURE,
+            code=runtime_code(),
+            handler=handler,
+            description=description,
+            environment=dict(environment),
+            vpc=vpc,
+            vpc_subnets=ISOLATED,
+            security_groups=[security_group],
+            log_group=self.log_group,
+            memory_size=memory_size,
+            timeout=timeout or cdk.Duration.seconds(30),
+            reserved_concurrent_executions=reserved_concurrent_executions,
+        )
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        assert self.function.role is not None
+        for policy in MANAGED_POLICIES:
+            cdk.Validations.of(self.function.role).acknowledge(
+                cdk.Acknowledgment(
+                    id=f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{policy}]",
+                    reason="AWS-maintained minimum for a function in a VPC: its network interfaces and its logs.",
+                )
+            )
+        cdk.Validations.of(self.function).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-L1",
+                reason="Python 3.12 on purpose: the bundle's wheels are resolved and tested for cp312 "
+                "(tests/infrastructure/test_wheels.py); the runtime moves together with requirements.txt.",
+            )
+        )

@@ -1,0 +1,115 @@
+"""One synth of the whole app per session, shared by every infrastructure test.
+
+The app is built exactly as `app.py` builds it (same function, same cdk.json context), into a temporary
+cloud assembly. CDK's own template validation is off here (cfn-lint runs instead, see test_cfn_lint.py);
+cdk-nag runs on synth. A synth that nag fails still writes its templates, so the other tests can report
+on them while test_nag.py shows the findings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from aws_cdk.assertions import Template  # noqa: E402
+
+import app as app_module  # noqa: E402
+from stacks.config import ENVIRONMENT_NAMES, EnvironmentConfig  # noqa: E402
+from stacks.stateful_stack import StatefulStack  # noqa: E402
+
+# Variables that would make the synth depend on the machine it runs on.
+_MACHINE_VARIABLES = ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION", "CDK_CONTEXT_JSON", "CDK_OUTDIR")
+
+
+@dataclass
+class Synthesis:
+    outdir: Path
+    stacks: dict[str, StatefulStack]
+    validation_error: str | None
+    _templates: dict[str, Template] = field(default_factory=dict)
+
+    @property
+    def configs(self) -> dict[str, EnvironmentConfig]:
+        return {name: stack.config for name, stack in self.stacks.items()}
+
+    def template_json(self, environment: str) -> dict[str, Any]:
+        artifact = self.stacks[environment].artifact_id
+        with (self.outdir / f"{artifact}.template.json").open(encoding="utf-8") as handle:
+            document: dict[str, Any] = json.load(handle)
+        return document
+
+    def template(self, environment: str) -> Template:
+        """An assertions Template, built once per stack."""
+        if environment not in self._templates:
+            self._templates[environment] = Template.from_json(self.template_json(environment))
+        return self._templates[environment]
+
+    def read_json(self, name: str) -> Any:
+        with (self.outdir / name).open(encoding="utf-8") as handle:
+            return json.load(handle)
+
+
+@pytest.fixture(scope="session")
+def synthesis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesis]:
+    saved = {name: os.environ.pop(name) for name in _MACHINE_VARIABLES if name in os.environ}
+    # Any attempt to run Docker fails loudly instead of silently working on a machine that has it.
+    saved_docker = os.environ.get("CDK_DOCKER")
+    os.environ["CDK_DOCKER"] = "/bin/false"
+    try:
+        outdir = tmp_path_factory.mktemp("cdk.out")
+        app = app_module.create_app(str(outdir), builtin_cloud_formation_validation=False)
+        stacks = app_module.build(app)
+        error = None
+        try:
+            app.synth()
+        except RuntimeError as exc:  # nag or another validation failed; the templates are written
+            if "ValidationFailed" not in str(exc):
+                raise
+            error = str(exc)
+        yield Synthesis(outdir=outdir, stacks=stacks, validation_error=error)
+    finally:
+        os.environ.update(saved)
+        if saved_docker is None:
+            os.environ.pop("CDK_DOCKER", None)
+        else:
+            os.environ["CDK_DOCKER"] = saved_docker
+
+
+@pytest.fixture(params=ENVIRONMENT_NAMES)
+def environment(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def config(synthesis: Synthesis, environment: str) -> EnvironmentConfig:
+    return synthesis.configs[environment]
+
+
+@pytest.fixture
+def template(synthesis: Synthesis, environment: str) -> Template:
+    return synthesis.template(environment)
+
+
+@pytest.fixture
+def template_json(synthesis: Synthesis, environment: str) -> dict[str, Any]:
+    return synthesis.template_json(environment)
+
+
+def resources_of_type(template_json: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    """Resources by logical id (used only to follow references, never asserted on)."""
+    return {key: value for key, value in template_json["Resources"].items() if value["Type"] == resource_type}
+
+
+def only_resource(template_json: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
+    found = resources_of_type(template_json, resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+    return next(iter(found.items()))
