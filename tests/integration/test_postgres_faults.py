@@ -15,7 +15,7 @@ from flagservice.flags.model import FlagDefinition
 from flagservice.local.embedded import ServerProcess
 from flagservice.ports import CacheOutcome
 from flagservice.service import FlagService
-from tests import stores
+from tests import servers
 from tests.conftest import redis_cache
 
 WRITE_DEADLINE = 2.0  # DESIGN.md: writes answer 503 within 2 s
@@ -23,7 +23,7 @@ WRITE_DEADLINE = 2.0  # DESIGN.md: writes answer 503 within 2 s
 
 @pytest.fixture
 def postgres() -> Iterator[ServerProcess]:
-    server = stores.postgres_for_tests()
+    server = servers.postgres_for_tests()
     migrate(server.url)
     yield server
     server.stop()

@@ -19,7 +19,7 @@ from flagservice.flags.model import FlagDefinition
 from flagservice.local.embedded import ServerProcess
 from flagservice.ports import CacheOutcome
 from flagservice.service import FlagService
-from tests import stores
+from tests import servers
 from tests.conftest import clean_database, redis_cache
 
 L1_REVALIDATE = 0.25
@@ -30,7 +30,7 @@ WORST_WAIT = (1 + RETRIES) * COMMAND_TIMEOUT + 0.02  # the timeout with one retr
 
 @pytest.fixture
 def redis_server() -> Iterator[ServerProcess]:
-    server = stores.redis_for_tests()
+    server = servers.redis_for_tests()
     yield server
     server.resume()
     server.stop()

@@ -1,0 +1,263 @@
+"""A WSGI application that plays API Gateway: HTTP request -> REST proxy event -> Lambda handler -> HTTP.
+
+The local server has no routes of its own: every request becomes the event API Gateway (REST API,
+payload 1.0, catch-all `/{proxy+}` resource) would send, as `sam local start-api` does, and the
+handler's proxy result becomes the HTTP answer. Bodies that are valid UTF-8 travel as text,
+anything else base64-encoded with `isBase64Encoded`, so the handler can answer PARSE_ERROR itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1 << 20  # the handler itself answers 413 above 32 KiB; this only bounds the server's memory
+DRAIN_LIMIT_BYTES = 16 << 20  # read and discard this much of a refused body so the client sees our 413
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+     "transfer-encoding", "upgrade"}
+)  # fmt: skip
+LambdaHandler = Callable[[dict[str, Any], Any], Any]
+StartResponse = Callable[..., Any]
+
+
+class RequestBodyError(Exception):
+    """The request body cannot be passed on; carries the HTTP status and the contract's error code."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+@dataclass
+class LambdaContext:
+    """What the Lambda runtime passes as `context`, with the deadline of an API Gateway integration (29 s)."""
+
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_name: str = "flagservice-local"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:flagservice-local"
+    memory_limit_in_mb: int = 1024
+    log_group_name: str = "/aws/lambda/flagservice-local"
+    log_stream_name: str = "local"
+    deadline: float = field(default_factory=lambda: time.monotonic() + 29.0)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, bounded: Content-Length or chunked; refuse over MAX_BODY_BYTES with 413."""
+    stream = environ["wsgi.input"]
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return _read_chunked(stream)
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise RequestBodyError(400, "PARSE_ERROR", "Content-Length is not a number") from None
+    if length < 0:
+        raise RequestBodyError(400, "PARSE_ERROR", "Content-Length is negative")
+    if length > MAX_BODY_BYTES:
+        _drain(stream, length)
+        raise RequestBodyError(413, "PAYLOAD_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
+    return bytes(stream.read(length)) if length else b""
+
+
+def _drain(stream: Any, length: int) -> None:
+    """Discard a refused body (up to a limit) so closing the socket does not reset the client before it reads."""
+    left = min(length, DRAIN_LIMIT_BYTES)
+    while left > 0:
+        chunk = stream.read(min(left, 65536))
+        if not chunk:
+            return
+        left -= len(chunk)
+
+
+def _read_chunked(stream: Any) -> bytes:
+    body = bytearray()
+    while True:
+        line = stream.readline(1024)
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise RequestBodyError(400, "PARSE_ERROR", "malformed chunked body") from None
+        if size == 0:
+            while stream.readline(1024).strip():  # trailers, up to the blank line
+                pass
+            return bytes(body)
+        if len(body) + size > MAX_BODY_BYTES:
+            raise RequestBodyError(413, "PAYLOAD_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
+        body += stream.read(size)
+        stream.readline(1024)
+
+
+def request_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    """Headers as the client sent them (case and repeats kept) when the server provides them."""
+    raw = environ.get("flagservice.raw_headers")
+    if raw is not None:
+        return [(str(name), str(value).strip()) for name, value in raw]
+    headers = [(k[5:].replace("_", "-").title(), str(v)) for k, v in environ.items() if k.startswith("HTTP_")]
+    for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
+        if environ.get(key):
+            headers.append((name, str(environ[key])))
+    return headers
+
+
+def _multi(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def _path_and_query(environ: dict[str, Any]) -> tuple[str, str]:
+    raw = environ.get("RAW_URI")
+    if raw:
+        path, _, query = str(raw).partition("?")
+        return unquote(path, errors="replace") or "/", query
+    path = str(environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace")
+    return path, str(environ.get("QUERY_STRING") or "")
+
+
+def build_event(environ: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The REST proxy event (payload 1.0) API Gateway would send for this request."""
+    path, query = _path_and_query(environ)
+    headers = _multi(request_headers(environ))
+    source_ip = str(environ.get("REMOTE_ADDR") or "127.0.0.1")
+    defaults = {"X-Forwarded-For": source_ip, "X-Forwarded-Proto": "http", "X-Forwarded-Port": environ["SERVER_PORT"]}
+    for name, value in defaults.items():
+        if name.lower() not in {h.lower() for h in headers}:
+            headers[name] = [str(value)]
+    queries = _multi(parse_qsl(query, keep_blank_values=True))
+    text, encoded = _encode_body(body)
+    method = str(environ["REQUEST_METHOD"]).upper()
+    return {
+        "resource": "/{proxy+}" if path != "/" else "/",
+        "path": path,
+        "httpMethod": method,
+        "headers": {name: values[-1] for name, values in headers.items()},
+        "multiValueHeaders": headers,
+        "queryStringParameters": {k: v[-1] for k, v in queries.items()} or None,
+        "multiValueQueryStringParameters": queries or None,
+        "pathParameters": {"proxy": path[1:]} if path != "/" else None,
+        "stageVariables": None,
+        "requestContext": _request_context(method, path, headers, source_ip),
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+
+
+def _encode_body(body: bytes) -> tuple[str | None, bool]:
+    if not body:
+        return None, False
+    try:
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), True
+
+
+def _request_context(method: str, path: str, headers: dict[str, list[str]], source_ip: str) -> dict[str, Any]:
+    lower = {name.lower(): values[-1] for name, values in headers.items()}
+    now = datetime.now(UTC)
+    request_id = str(uuid.uuid4())
+    identity_keys = ("accessKey", "accountId", "caller", "cognitoAuthenticationProvider", "cognitoAuthenticationType",
+                     "cognitoIdentityId", "cognitoIdentityPoolId", "principalOrgId", "user", "userArn")  # fmt: skip
+    return {
+        "accountId": "000000000000",
+        "apiId": "local",
+        "domainName": lower.get("host", "127.0.0.1"),
+        "domainPrefix": lower.get("host", "127.0.0.1").split(".")[0],
+        "extendedRequestId": request_id,
+        "httpMethod": method,
+        "identity": {**dict.fromkeys(identity_keys), "sourceIp": source_ip, "userAgent": lower.get("user-agent")},
+        "path": f"/local{path}",
+        "protocol": "HTTP/1.1",
+        "requestId": request_id,
+        "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "requestTimeEpoch": int(now.timestamp() * 1000),
+        "resourceId": "local",
+        "resourcePath": "/{proxy+}" if path != "/" else "/",
+        "stage": "local",
+    }
+
+
+def build_response(result: Any, method: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Status line, headers and body from a proxy result, merged as API Gateway merges them.
+
+    `multiValueHeaders` wins for a name present in both; `headers` fills in the rest. Raises
+    ValueError for a result API Gateway would call malformed (it answers 502 then).
+    """
+    if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
+        raise ValueError("the handler's result has no integer statusCode")
+    body = result.get("body")
+    if body is not None and not isinstance(body, str):
+        raise ValueError("the handler's body is not a string")
+    try:
+        payload = (
+            base64.b64decode(body or "", validate=True) if result.get("isBase64Encoded") else (body or "").encode()
+        )
+    except binascii.Error:
+        raise ValueError("the handler's isBase64Encoded body is not base64") from None
+    headers = _response_headers(result.get("headers") or {}, result.get("multiValueHeaders") or {})
+    names = {name.lower() for name, _ in headers}
+    if "content-type" not in names:
+        headers.append(("Content-Type", "application/json"))
+    status = int(result["statusCode"])
+    if status in (204, 304):
+        payload = b""
+    headers.append(("Content-Length", str(len(payload))))
+    return f"{status} {_reason(status)}", headers, b"" if method == "HEAD" else payload
+
+
+def _response_headers(single: dict[str, Any], multi: dict[str, Any]) -> list[tuple[str, str]]:
+    merged = [(str(name), str(value)) for name, values in multi.items() for value in (values or [])]
+    taken = {str(name).lower() for name in multi}
+    merged += [(str(name), str(value)) for name, value in single.items() if str(name).lower() not in taken]
+    return [(n, v) for n, v in merged if n.lower() not in HOP_BY_HOP and n.lower() != "content-length"]
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def error_answer(start_response: StartResponse, status: int, code: str, detail: str) -> list[bytes]:
+    """An answer in the contract's error shape, for what never reaches the handler."""
+    body = json.dumps({"errorCode": code, "errorDetails": detail}).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    start_response(f"{status} {_reason(status)}", headers)
+    return [body]
+
+
+class LambdaGateway:
+    """The WSGI application: one Lambda handler behind API Gateway semantics."""
+
+    def __init__(self, handler: LambdaHandler) -> None:
+        self.handler = handler
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        try:
+            event = build_event(environ, read_body(environ))
+        except RequestBodyError as refused:
+            return error_answer(start_response, refused.status, refused.code, refused.detail)
+        try:
+            status, headers, payload = build_response(self.handler(event, LambdaContext()), event["httpMethod"])
+        except Exception:
+            log.exception("the Lambda handler failed or returned a malformed result", extra={"path": event["path"]})
+            return error_answer(start_response, 502, "GENERAL", "the function failed")
+        headers.append(("x-amzn-RequestId", event["requestContext"]["requestId"]))
+        start_response(status, headers)
+        return [payload]

@@ -1,0 +1,144 @@
+"""One real local server for the OFREP suites: `python -m flagservice.local.server`, the process `make dev` runs.
+
+It serves the Lambda handler on the session's real Redis and PostgreSQL (tests/conftest.py), with a database
+and a cache namespace of its own and a known admin token. The flags of tests/ofrep/flags.py are created
+through the admin API once; at the end the server is stopped by its pid, its database dropped and its cache
+keys deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+import requests
+
+from flagservice.adapters.migrations import migrate
+from flagservice.local.embedded import free_port
+from tests.ofrep import flags
+from tests.servers import port_listening
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 60.0
+STOP_SECONDS = 30.0
+ENV_DROPPED = ("AWS_LAMBDA_FUNCTION_NAME", "DB_SECRET_ARN", "REDIS_AUTH_SECRET_ARN", "DEV_HANDLER", "DEV_DATA_DIR")
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """A running local server: where it listens, its pid, the admin token it was given and its log file."""
+
+    url: str
+    port: int
+    pid: int
+    admin_token: str
+    log: Path
+
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+
+def _own_database(postgres_url: str) -> str:
+    """A new database on the session's PostgreSQL, migrated (so the server seeds no demo flags into it)."""
+    name = f"ofrep_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(postgres_url)._replace(path=f"/{name}"))
+    migrate(url)
+    return url
+
+
+def _drop_database(postgres_url: str, url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _delete_cache_keys(redis_url: str, env: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"ff:{{{env}}}:*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _wait_until_serving(process: subprocess.Popen[bytes], log: Path) -> str:
+    """The URL the server printed once it serves; fails with its output if it exits or takes too long."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("serving http://"):
+                return line.split()[1]
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    _stop(process)
+    pytest.fail(f"the local server did not start:\n{log.read_text(errors='replace')}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's pid (it stops its workers); SIGKILL to its process group only if it hangs."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(STOP_SECONDS)
+
+
+def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flagservice.local.server"], cwd=REPO, env=env,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    return process, _wait_until_serving(process, log)
+
+
+def _create_flags(server: LocalServer) -> None:
+    for definition in flags.all_flags():
+        answer = requests.post(
+            f"{server.url}/admin/flags", json=definition, headers=server.admin_headers(), timeout=10
+        )  # fmt: skip
+        assert answer.status_code == 201, answer.text
+
+
+@pytest.fixture(scope="session")
+def ofrep_server(
+    postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalServer]:
+    """The local server with the flags of tests/ofrep/flags.py, for the whole session; stopped at the end."""
+    database_url = _own_database(postgres_url)
+    cache_env = f"ofrep{uuid.uuid4().hex[:8]}"
+    token = secrets.token_urlsafe(32)
+    env = {name: value for name, value in os.environ.items() if name not in ENV_DROPPED}
+    env.update(
+        PYTHONPATH=f"{REPO / 'runtime'}:{REPO}", WORKERS="2", REDIS_URL=redis_url, DATABASE_URL=database_url,
+        ADMIN_TOKEN=token, FLAGS_ENV=cache_env, PORT=str(free_port()),
+    )  # fmt: skip
+    log = tmp_path_factory.mktemp("ofrep-server") / "server.log"
+    process, url = _start(env, log)
+    server = LocalServer(url=url, port=int(url.rsplit(":", 1)[1]), pid=process.pid, admin_token=token, log=log)
+    try:
+        _create_flags(server)
+        yield server
+    finally:
+        _stop(process)
+        _drop_database(postgres_url, database_url)
+        _delete_cache_keys(redis_url, cache_env)
+    assert not port_listening(server.port), f"port {server.port} still listening after the server stopped"
