@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
@@ -96,8 +97,11 @@ def accept_one(sock: socket.socket) -> tuple[socket.socket, Any]:
 class PreforkServer:
     """Serve one WSGI app from `workers` forked processes sharing one listening socket."""
 
-    def __init__(self, app: Any, *, host: str, port: int, workers: int) -> None:
+    def __init__(
+        self, app: Any, *, host: str, port: int, workers: int, on_worker_start: Callable[[], None] | None = None
+    ) -> None:
         self.app, self.workers_wanted = app, workers
+        self.on_worker_start = on_worker_start
         self.sock = listen(host, port)
         self.host, self.port = host, int(self.sock.getsockname()[1])
         self.workers: dict[int, float] = {}
@@ -148,6 +152,8 @@ class PreforkServer:
             signal.signal(signal.SIGHUP, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             die_with_parent(self.master)
+            if self.on_worker_start is not None:
+                self.on_worker_start()  # like Lambda's init phase: e.g. warm the in-process cache
             self._serve_forever()
         except BaseException:  # noqa: BLE001 - report anything, then leave without touching the parent's state
             log.exception("worker failed")

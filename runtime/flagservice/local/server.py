@@ -10,6 +10,7 @@ Ctrl-C or SIGTERM stops the workers, then every server this process started, by 
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import secrets
 import socket
@@ -133,8 +134,11 @@ def ensure_admin_token() -> None:
 def bind(options: Options, running: Running) -> PreforkServer:
     """Import the handler (once, before workers fork) and take the port first, so a busy PORT fails fast."""
     handler = load_handler(options.handler)
+    warm = getattr(importlib.import_module(handler.__module__), "warm", None)
     try:
-        server = PreforkServer(LambdaGateway(handler), host=HOST, port=options.port, workers=options.workers)
+        server = PreforkServer(
+            LambdaGateway(handler), host=HOST, port=options.port, workers=options.workers, on_worker_start=warm
+        )
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise OptionError(f"invalid setting PORT: {options.port} is already in use") from None
