@@ -22,7 +22,7 @@ dev: $(STAMP)
 dev-reset: $(STAMP)
 	$(PY) -m flagservice.local.embedded reset
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest tests
 
 test-unit: $(STAMP)
@@ -43,4 +43,5 @@ bench: $(STAMP)
 	@echo "make bench: placeholder until the benchmarks issue lands (bench/ is empty)"
 
 lint: $(STAMP)
-	$(PY) -m ruff check runtime tests stacks app.py
+	$(PY) -m ruff check runtime tests stacks bench app.py
+	$(PY) -m mypy runtime/flagservice

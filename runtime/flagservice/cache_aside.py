@@ -164,8 +164,8 @@ class CacheAside:
         read = self.cache_call(lambda cache: cache.read_snapshot())
         if read is None:
             self.l1.clear()
-            revision = self.repository.revision()  # before the list: an ETag never claims newer flags
-            return self._listed(), revision, CacheOutcome.BYPASS
+            current = self.repository.revision()  # before the list: an ETag never claims newer flags
+            return self._listed(), current, CacheOutcome.BYPASS
         snapshot, revision = read
         self.l1.observe(revision)
         now_ms = int(time.time() * 1000)

@@ -88,12 +88,13 @@ def unexpected(exc: Exception) -> Response[str]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    answer: dict[str, Any] = app.resolve(event, context)
+    return answer
 
 
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """API Gateway REST proxy event in, proxy result out; `X-Request-Id` echoed on every answer."""
-    answer = _handle(event, context or LocalContext())
+    answer: dict[str, Any] = _handle(event, context or LocalContext())
     answer.setdefault("multiValueHeaders", {})["X-Request-Id"] = [request_id(event)]
     return answer
 

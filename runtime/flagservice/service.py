@@ -154,7 +154,7 @@ class FlagService:
             self._repository.ping()
         except StoreUnavailableError:
             database = "unavailable"
-        cache = "ok" if self.reads.cache_call(lambda c: c.ping() or True) else "unavailable"
+        cache = "ok" if self.reads.cache_call(_ping) else "unavailable"
         up = [database, cache].count("ok")
         status = "ok" if up == 2 else "degraded" if up == 1 else "unavailable"
         return {"status": status, "cache": cache, "database": database}
@@ -175,8 +175,6 @@ class FlagService:
             }
             for key in sorted(set(hits) | set(misses))
         ]
-        for item in flags:
-            item["hitRate"] = _rate(item["hits"], item["misses"])
         total_hits, total_misses = sum(hits.values()), sum(misses.values())
         return {
             "hits": total_hits,
@@ -210,6 +208,11 @@ class FlagService:
             kill_switch=enabled is False,
         )
         return result
+
+
+def _ping(cache: FlagCache) -> bool:
+    cache.ping()
+    return True
 
 
 def _rate(hits: int, misses: int) -> float:

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from flagservice.cache_aside import CacheAside
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.breaker import CircuitBreaker
+from flagservice.cache_aside import CacheAside
 from flagservice.errors import FlagServiceError
 from flagservice.flags.model import FlagDefinition
 from flagservice.local.embedded import ServerProcess

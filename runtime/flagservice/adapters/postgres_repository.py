@@ -40,7 +40,7 @@ def _history(row: Row) -> HistoryEntry:
 class PostgresFlagRepository:
     """Each write is one transaction: the flag row (locked), an audit row, an outbox row and the revision."""
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool) -> None:
+    def __init__(self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Row]]) -> None:
         self._pool = pool
         # Once no connection could be made, calls fail at once for a second instead of each waiting
         # the pool's timeout: writes answer 503 fast and reads fall back without stalling.
@@ -59,7 +59,7 @@ class PostgresFlagRepository:
         }
         if not prepare:
             kwargs["prepare_threshold"] = None
-        pool = psycopg_pool.ConnectionPool(
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Row]] = psycopg_pool.ConnectionPool(
             conninfo, min_size=0, max_size=1, kwargs=kwargs, timeout=timeout, open=True, reconnect_timeout=0
         )
         return cls(pool)
