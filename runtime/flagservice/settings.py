@@ -28,6 +28,7 @@ class Settings(BaseModel):
     L1_MAX_AGE_MS: int = Field(default=1000, ge=0)
     REDIS_MAX_CONNECTIONS: int = Field(default=10, ge=1, le=1000)
     ADMIN_TOKEN: str | None = Field(default=None, min_length=32)
+    DB_PREPARED_STATEMENTS: bool = True  # false behind RDS Proxy, which pins sessions that prepare
 
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:

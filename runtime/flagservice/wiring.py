@@ -19,7 +19,7 @@ _service: FlagService | None = None
 
 def build_repository(settings: Settings) -> PostgresFlagRepository:
     conninfo = database_conninfo(database_url=settings.DATABASE_URL, secret_arn=settings.DB_SECRET_ARN)
-    return PostgresFlagRepository.connect(conninfo)
+    return PostgresFlagRepository.connect(conninfo, prepare=settings.DB_PREPARED_STATEMENTS)
 
 
 def redis_auth_token(settings: Settings) -> str | None:

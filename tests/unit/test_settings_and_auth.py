@@ -51,6 +51,7 @@ def test_settings_fields_are_the_contract_variables() -> None:
         "L1_MAX_AGE_MS",
         "REDIS_MAX_CONNECTIONS",
         "ADMIN_TOKEN",
+        "DB_PREPARED_STATEMENTS",
     }
 
 
