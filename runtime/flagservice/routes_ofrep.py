@@ -16,6 +16,7 @@ from flagservice.http import json_object, json_response, read_headers
 from flagservice.validation import require_valid_key
 
 router = APIGatewayRouter()
+SINGLE = "/ofrep/v1/evaluate/flags/"
 
 
 def _context() -> dict[str, Any]:
@@ -34,6 +35,16 @@ def evaluate_flag(key: str) -> Response[str]:
     context = _context()
     result, outcome = wiring.get_service().evaluate(key, context)
     return json_response(200, result.to_ofrep(), read_headers(outcome))
+
+
+@router.post(SINGLE + r"[\s\S]+")  # any character, a newline too
+def evaluate_flag_any_key() -> Response[str]:
+    """A key the route above cannot carry (a `/`, a newline, or another character outside Powertools' pattern).
+
+    Without this catch-all (registered after it, so it sees only those keys), such a request is the generic
+    404 `NOT_FOUND`; on OFREP it must be 404 `FLAG_NOT_FOUND` with the key (CONTRACT.md section 2).
+    """
+    return evaluate_flag(router.current_event.path.removeprefix(SINGLE))
 
 
 @router.post("/ofrep/v1/evaluate/flags")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,8 +32,10 @@ from tests.ofrep import flags
 from tests.servers import port_listening
 
 REPO = Path(__file__).resolve().parents[2]
+JS_PACKAGE = Path(__file__).resolve().parent / "js"
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 30.0
+PORT_ATTEMPTS = 3
 ENV_DROPPED = ("AWS_LAMBDA_FUNCTION_NAME", "DB_SECRET_ARN", "REDIS_AUTH_SECRET_ARN", "DEV_HANDLER", "DEV_DATA_DIR")
 
 
@@ -76,18 +79,18 @@ def _delete_cache_keys(redis_url: str, env: str) -> None:
         client.close()
 
 
-def _wait_until_serving(process: subprocess.Popen[bytes], log: Path) -> str:
-    """The URL the server printed once it serves; fails with its output if it exits or takes too long."""
+def _wait_until_serving(process: subprocess.Popen[bytes], log: Path) -> str | None:
+    """The URL the server printed once it serves, or None if it exited first; fails if it takes too long."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         for line in log.read_text(errors="replace").splitlines():
             if line.startswith("serving http://"):
                 return line.split()[1]
         if process.poll() is not None:
-            break
+            return None
         time.sleep(0.05)
     _stop(process)
-    pytest.fail(f"the local server did not start:\n{log.read_text(errors='replace')}")
+    pytest.fail(f"the local server did not start within {STARTUP_SECONDS} s:\n{log.read_text(errors='replace')}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -102,12 +105,20 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flagservice.local.server"], cwd=REPO, env=env,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    return process, _wait_until_serving(process, log)
+    """Start the server on a free port, taking another if someone else took that one before it bound."""
+    for _ in range(PORT_ATTEMPTS):
+        env["PORT"] = str(free_port())
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "flagservice.local.server"], cwd=REPO, env=env,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        url = _wait_until_serving(process, log)
+        if url is not None:
+            return process, url
+        if "already in use" not in log.read_text(errors="replace"):
+            break
+    pytest.fail(f"the local server did not start:\n{log.read_text(errors='replace')}")
 
 
 def _create_flags(server: LocalServer) -> None:
@@ -119,9 +130,7 @@ def _create_flags(server: LocalServer) -> None:
 
 
 @pytest.fixture(scope="session")
-def ofrep_server(
-    postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalServer]:
+def ofrep_server(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """The local server with the flags of tests/ofrep/flags.py, for the whole session; stopped at the end."""
     database_url = _own_database(postgres_url)
     cache_env = f"ofrep{uuid.uuid4().hex[:8]}"
@@ -129,7 +138,7 @@ def ofrep_server(
     env = {name: value for name, value in os.environ.items() if name not in ENV_DROPPED}
     env.update(
         PYTHONPATH=f"{REPO / 'runtime'}:{REPO}", WORKERS="2", REDIS_URL=redis_url, DATABASE_URL=database_url,
-        ADMIN_TOKEN=token, FLAGS_ENV=cache_env, PORT=str(free_port()),
+        ADMIN_TOKEN=token, FLAGS_ENV=cache_env,
     )  # fmt: skip
     log = tmp_path_factory.mktemp("ofrep-server") / "server.log"
     process, url = _start(env, log)
@@ -142,3 +151,22 @@ def ofrep_server(
         _drop_database(postgres_url, database_url)
         _delete_cache_keys(redis_url, cache_env)
     assert not port_listening(server.port), f"port {server.port} still listening after the server stopped"
+
+
+def required_tool(name: str) -> str:
+    """The path of `name`; a missing tool fails the test (CI has node and npm: nothing here may skip)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: the JavaScript provider tests need Node 20+ and npm")
+    return path
+
+
+@pytest.fixture(scope="session")
+def node_package() -> Path:
+    """tests/ofrep/js after `npm ci` from its committed lock file: exactly the pinned provider and SDK."""
+    done = subprocess.run(
+        [required_tool("npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_PACKAGE,
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+    return JS_PACKAGE

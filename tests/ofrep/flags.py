@@ -1,7 +1,8 @@
 """The flags every OFREP suite evaluates, one per case of issue 6, created through the admin API.
 
 The split flags come from the committed flagd-testbed vectors (tests/vectors/), so the expected variant of
-each user is flagd's, not something this project's code computed.
+each user is flagd's, not something this project's code computed. The demo flags of `make dev` are there
+too, because docs/openfeature.md's examples (run by the tests) use them.
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+import mmh3
+
+from flagservice.local.seed import DEMO_FLAGS
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "flagd_fractional_v2.json"
 SPLIT_SCENARIOS = ("Fractional operator", "Fractional operator shorthand")
@@ -94,4 +99,28 @@ def split_flags() -> list[dict[str, Any]]:
 
 
 def all_flags() -> list[dict[str, Any]]:
-    return [*STATIC_FLAGS, *split_flags()]
+    return [*STATIC_FLAGS, *split_flags(), *DEMO_FLAGS]
+
+
+def splitting_keys() -> frozenset[str]:
+    """Keys of the flags that can split (a rollout, top-level or in a rule): they need a targetingKey."""
+    return frozenset(
+        flag["key"]
+        for flag in all_flags()
+        if "rollout" in flag or any("rollout" in rule for rule in flag.get("rules", []))
+    )
+
+
+def reference_variant(flag_key: str, targeting_key: str, rollout: list[dict[str, Any]]) -> str:
+    """CONTRACT.md section 3 computed with mmh3 directly, independently of flagservice.flags.bucketing."""
+    bucket = (mmh3.hash((flag_key + targeting_key).encode(), 0, signed=False) * 100) >> 32
+    cumulative = 0
+    for entry in rollout:
+        cumulative += entry["weight"]
+        if bucket < cumulative:
+            return str(entry["variant"])
+    raise AssertionError(f"the weights of {flag_key} do not sum to 100")
+
+
+def split_rollout(key: str = SPLIT) -> list[dict[str, Any]]:
+    return next(flag["rollout"] for flag in split_flags() if flag["key"] == key)

@@ -5,10 +5,9 @@ Every evaluation is a real HTTP request from the provider to `python -m flagserv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import mmh3
 import pytest
 from openfeature import api
 from openfeature.client import OpenFeatureClient
@@ -26,11 +25,21 @@ USER = EvaluationContext(targeting_key="user-42", attributes={"country": "FR", "
 
 
 @pytest.fixture(scope="module")
-def client(ofrep_server: LocalServer) -> Iterator[OpenFeatureClient]:
-    """The provider as docs/openfeature.md configures it locally: the base URL, no headers."""
-    api.set_provider(OFREPProvider(base_url=ofrep_server.url), domain=DOMAIN)
-    yield api.get_client(domain=DOMAIN)
+def connect(ofrep_server: LocalServer) -> Iterator[Callable[..., OpenFeatureClient]]:
+    """Registers the OFREP provider for a domain of these tests; every one is removed at the end of the module."""
+
+    def connect_domain(domain: str, **options: Any) -> OpenFeatureClient:
+        api.set_provider(OFREPProvider(base_url=ofrep_server.url, **options), domain=domain)
+        return api.get_client(domain=domain)
+
+    yield connect_domain
     api.clear_providers()
+
+
+@pytest.fixture(scope="module")
+def client(connect: Callable[..., OpenFeatureClient]) -> OpenFeatureClient:
+    """The provider as docs/openfeature.md configures it locally: the base URL, no headers."""
+    return connect(DOMAIN)
 
 
 def test_boolean_flag(client: OpenFeatureClient) -> None:
@@ -87,33 +96,29 @@ def test_split_puts_each_user_where_flagd_does(client: OpenFeatureClient, case: 
     )  # fmt: skip
 
 
-def reference_variant(flag_key: str, targeting_key: str, rollout: list[dict[str, Any]]) -> str:
-    """CONTRACT.md section 3 computed here with mmh3 directly, independently of flagservice.flags.bucketing."""
-    bucket = (mmh3.hash((flag_key + targeting_key).encode(), 0, signed=False) * 100) >> 32
-    cumulative = 0
-    for entry in rollout:
-        cumulative += entry["weight"]
-        if bucket < cumulative:
-            return str(entry["variant"])
-    raise AssertionError("weights do not sum to 100")
-
-
 def test_split_is_stable_per_user_and_agrees_with_an_independent_computation(client: OpenFeatureClient) -> None:
-    rollout = next(flag["rollout"] for flag in flags.split_flags() if flag["key"] == flags.SPLIT)
     users = [f"user-{n}" for n in range(12)]
 
-    first = {user: client.get_string_details(flags.SPLIT, "fallback", EvaluationContext(user)).variant for user in users}
-    again = {user: client.get_string_details(flags.SPLIT, "fallback", EvaluationContext(user)).variant for user in users}
+    def variants() -> dict[str, str | None]:
+        return {
+            user: client.get_string_details(flags.SPLIT, "fallback", EvaluationContext(user)).variant for user in users
+        }
+
+    first, again = variants(), variants()
 
     assert first == again
-    assert first == {user: reference_variant(flags.SPLIT, user, rollout) for user in users}
+    assert first == {user: flags.reference_variant(flags.SPLIT, user, flags.split_rollout()) for user in users}
     assert len(set(first.values())) > 1, "twelve users should not all land in one quarter"
 
 
 def test_split_without_a_targeting_key_gives_the_default_and_targeting_key_missing(client: OpenFeatureClient) -> None:
     details = client.get_string_details(flags.SPLIT, "fallback", EvaluationContext(attributes={"country": "DE"}))
 
-    assert (details.value, details.reason, details.error_code) == ("fallback", Reason.ERROR, ErrorCode.TARGETING_KEY_MISSING)
+    assert (details.value, details.reason, details.error_code) == (
+        "fallback",
+        Reason.ERROR,
+        ErrorCode.TARGETING_KEY_MISSING,
+    )
 
 
 def test_flag_not_found_gives_the_default_value(client: OpenFeatureClient) -> None:
@@ -125,7 +130,12 @@ def test_flag_not_found_gives_the_default_value(client: OpenFeatureClient) -> No
 
 @pytest.mark.parametrize(
     ("key", "kind", "default"),
-    [(flags.STRING, "boolean", False), (flags.FLOAT, "integer", 7), (flags.INTEGER, "float", 7.5), (flags.BOOLEAN, "string", "x")],
+    [
+        (flags.STRING, "boolean", False),
+        (flags.FLOAT, "integer", 7),
+        (flags.INTEGER, "float", 7.5),
+        (flags.BOOLEAN, "string", "x"),
+    ],
 )
 def test_type_mismatch_gives_the_default_value(client: OpenFeatureClient, key: str, kind: str, default: Any) -> None:
     details = getattr(client, f"get_{kind}_details")(key, default, USER)
@@ -145,11 +155,10 @@ def test_evaluation_without_any_context_attributes(client: OpenFeatureClient) ->
     assert (details.value, details.reason, details.error_code) == (True, Reason.STATIC, None)
 
 
-def test_an_api_key_header_as_deployed_is_accepted_locally(ofrep_server: LocalServer) -> None:
+def test_an_api_key_header_as_deployed_is_accepted_locally(connect: Callable[..., OpenFeatureClient]) -> None:
     # Deployed, API Gateway requires X-API-Key; the local server has no gateway and ignores it.
-    provider = OFREPProvider(base_url=ofrep_server.url, headers_factory=lambda: {"X-API-Key": "local-not-checked"})
-    api.set_provider(provider, domain=f"{DOMAIN}-keyed")
+    keyed = connect(f"{DOMAIN}-keyed", headers_factory=lambda: {"X-API-Key": "local-not-checked"})
 
-    details = api.get_client(domain=f"{DOMAIN}-keyed").get_integer_details(flags.INTEGER, 0, USER)
+    details = keyed.get_integer_details(flags.INTEGER, 0, USER)
 
     assert (details.value, details.error_code) == (50, None)
