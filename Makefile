@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 export PYTHONPATH := $(CURDIR)/runtime:$(CURDIR)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install dev dev-reset test test-unit test-integration test-infrastructure synth bench lint
+.PHONY: install dev dev-reset test test-unit test-integration test-infrastructure synth bench lint \
+	bench-propagation drill
 
 install: $(STAMP)
 
@@ -41,7 +42,17 @@ synth: $(STAMP)
 
 bench: $(STAMP)
 	@echo "make bench: placeholder until the benchmarks issue lands (bench/ is empty)"
+	@$(MAKE) --no-print-directory bench-propagation
+
+# Propagation harness, long form (issue 7): the table, bench/results/propagation.json, README's Consistency section.
+# The README is regenerated even when a scenario misses the target; the exit status still says so.
+bench-propagation: $(STAMP)
+	$(PY) -m bench.propagation; status=$$?; $(PY) -m bench.readme && exit $$status
+
+# Fault drills, long forms (issue 8): one table, bench/results/drills.json, README's Reliability section.
+drill: $(STAMP)
+	$(PY) -m bench.drill; status=$$?; $(PY) -m bench.readme && exit $$status
 
 lint: $(STAMP)
-	$(PY) -m ruff check runtime tests stacks bench app.py
+	$(PY) -m ruff check runtime tests stacks bench flagctl app.py
 	$(PY) -m mypy runtime/flagservice

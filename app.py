@@ -9,12 +9,14 @@ caller's credentials. An account is pinned only when the CLI provides one (CDK_D
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from stacks.config import cdk_context, load_environments
+from stacks.config import EnvironmentConfig, cdk_context, load_environments
+from stacks.service_stack import ServiceStack
 from stacks.stateful_stack import StatefulStack
 
 
@@ -22,16 +24,34 @@ def stateful_stack_id(environment: str) -> str:
     return f"FlagsStateful-{environment}"
 
 
-def build(app: cdk.App) -> dict[str, StatefulStack]:
+def service_stack_id(environment: str) -> str:
+    return f"FlagsService-{environment}"
+
+
+@dataclass(frozen=True)
+class EnvironmentStacks:
+    stateful: StatefulStack
+    service: ServiceStack
+
+    @property
+    def all(self) -> tuple[cdk.Stack, ...]:
+        return (self.stateful, self.service)
+
+
+def build_environment(app: cdk.App, config: EnvironmentConfig, env: cdk.Environment | None) -> EnvironmentStacks:
+    """One environment: the stateful stack, and the service stack that consumes its exports."""
+    stateful = StatefulStack(app, stateful_stack_id(config.name), config=config, env=env)
+    service = ServiceStack(app, service_stack_id(config.name), stateful=stateful, env=env)
+    return EnvironmentStacks(stateful=stateful, service=service)
+
+
+def build(app: cdk.App) -> dict[str, EnvironmentStacks]:
     """Every environment's stacks, with cdk-nag's AwsSolutions checks run on synth."""
     account = os.environ.get("CDK_DEFAULT_ACCOUNT")
     env = cdk.Environment(account=account) if account else None
-    stacks = {
-        name: StatefulStack(app, stateful_stack_id(name), config=config, env=env)
-        for name, config in load_environments().items()
-    }
+    environments = {name: build_environment(app, config, env) for name, config in load_environments().items()}
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return stacks
+    return environments
 
 
 def create_app(outdir: str, **options: Any) -> cdk.App:

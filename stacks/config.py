@@ -22,6 +22,8 @@ ENVIRONMENTS_KEY = "flagservice:environments"
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
 # Connections that exist besides the flag function's pool: the migration function and an operator's psql.
 OTHER_DATABASE_CONNECTIONS = 3
+# With RDS Proxy on, the proxy's pool (not the reserved concurrency) bounds the function's connections.
+PROXY_MAX_CONNECTIONS_PERCENT = 40
 
 
 class ConfigError(ValueError):
@@ -83,6 +85,25 @@ class FunctionConfig(_Section):
     stale_max_age_seconds: int = Field(ge=1)
     negative_ttl_seconds: int = Field(ge=1)
     l1_max_age_ms: int = Field(ge=0)
+    # RDS Proxy between the function and the database, for more concurrency than max_connections allows.
+    rds_proxy: bool = False
+
+
+class ApiConfig(_Section):
+    """API Gateway throttling: the stage's ceiling for everyone and each API key's share of it."""
+
+    throttle_rate_per_second: int = Field(ge=1)
+    throttle_burst: int = Field(ge=1)
+    key_throttle_rate_per_second: int = Field(ge=1)
+    key_throttle_burst: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _a_key_fits_the_stage(self) -> ApiConfig:
+        if self.key_throttle_rate_per_second > self.throttle_rate_per_second:
+            raise ValueError("api.keyThrottleRatePerSecond exceeds api.throttleRatePerSecond")
+        if self.key_throttle_burst > self.throttle_burst:
+            raise ValueError("api.keyThrottleBurst exceeds api.throttleBurst")
+        return self
 
 
 class AlarmConfig(_Section):
@@ -95,6 +116,10 @@ class AlarmConfig(_Section):
     bypass_max_per_minute: int = Field(ge=0)
     outbox_pending_max: int = Field(ge=0)
     cache_budget_usd_per_month: float = Field(gt=0)
+    # The canary's own alarms: Lambda Duration p95 of the new version while it takes 10 % of traffic.
+    canary_duration_p95_max_ms: float = Field(gt=0)
+    # An SNS notification for every kill-switch write (a metric filter on the audit log line).
+    kill_switch_notifications: bool = False
 
 
 class EnvironmentConfig(_Section):
@@ -108,6 +133,7 @@ class EnvironmentConfig(_Section):
     cache: CacheConfig
     database: DatabaseConfig
     function: FunctionConfig
+    api: ApiConfig
     alarms: AlarmConfig
 
     @field_validator("log_retention_days")
@@ -119,12 +145,21 @@ class EnvironmentConfig(_Section):
 
     @model_validator(mode="after")
     def _connections_fit_the_database(self) -> EnvironmentConfig:
-        """DESIGN.md: worst-case connections stay under half of max_connections (one pool slot per container)."""
-        worst_case = self.function.reserved_concurrency + OTHER_DATABASE_CONNECTIONS
-        if worst_case * 2 > self.database.max_connections:
+        """DESIGN.md: worst-case connections stay under half of max_connections (one pool slot per container).
+
+        Without a proxy every container may hold one connection, so the reserved concurrency counts; with
+        RDS Proxy, the proxy's pool (PROXY_MAX_CONNECTIONS_PERCENT of max_connections) is the ceiling.
+        """
+        if self.function.rds_proxy:
+            pool = self.database.max_connections * PROXY_MAX_CONNECTIONS_PERCENT // 100
+            source = f"the RDS Proxy pool ({PROXY_MAX_CONNECTIONS_PERCENT} % = {pool})"
+        else:
+            pool = self.function.reserved_concurrency
+            source = f"reservedConcurrency {pool}"
+        if (pool + OTHER_DATABASE_CONNECTIONS) * 2 > self.database.max_connections:
             raise ValueError(
-                f"reservedConcurrency {self.function.reserved_concurrency} + {OTHER_DATABASE_CONNECTIONS} other "
-                f"connections exceed half of database.maxConnections {self.database.max_connections}"
+                f"{source} + {OTHER_DATABASE_CONNECTIONS} other connections exceed half of "
+                f"database.maxConnections {self.database.max_connections}"
             )
         return self
 

@@ -41,7 +41,9 @@ class ServiceFunction(Construct):
         memory_size: int = 256,
         timeout: cdk.Duration | None = None,
         reserved_concurrent_executions: int | None = None,
+        keep_old_versions: bool = False,
     ) -> None:
+        """`keep_old_versions` retains each published version when the next one replaces it (rollback targets)."""
         super().__init__(scope, construct_id)
         forbidden = FORBIDDEN_ENVIRONMENT.intersection(environment)
         if forbidden:
@@ -63,6 +65,9 @@ class ServiceFunction(Construct):
             memory_size=memory_size,
             timeout=timeout or cdk.Duration.seconds(30),
             reserved_concurrent_executions=reserved_concurrent_executions,
+            current_version_options=lambda_.VersionOptions(removal_policy=cdk.RemovalPolicy.RETAIN)
+            if keep_old_versions
+            else None,
         )
         self._acknowledge()
 

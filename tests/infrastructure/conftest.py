@@ -1,5 +1,8 @@
 """One synth of the whole app per session, shared by every infrastructure test.
 
+Each environment has two stacks: the stateful one (`template`, `template_json`, `synthesis.stacks`) and
+the service one (`service_template`, `service_template_json`, `synthesis.services`).
+
 The app is built exactly as `app.py` builds it (same function, same cdk.json context), into a temporary
 cloud assembly. CDK's own template validation is off here (cfn-lint runs instead, see test_cfn_lint.py);
 cdk-nag runs on synth. A synth that nag fails still writes its templates, so the other tests can report
@@ -19,11 +22,15 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 import app as app_module  # noqa: E402
 from stacks.config import ENVIRONMENT_NAMES, EnvironmentConfig  # noqa: E402
+from stacks.service_stack import ServiceStack  # noqa: E402
 from stacks.stateful_stack import StatefulStack  # noqa: E402
+
+STACK_KINDS = ("stateful", "service")
 
 # Variables that would make the synth depend on the machine it runs on.
 _MACHINE_VARIABLES = ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION", "CDK_CONTEXT_JSON", "CDK_OUTDIR")
@@ -32,25 +39,42 @@ _MACHINE_VARIABLES = ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION", "CDK_CONTEXT_
 @dataclass
 class Synthesis:
     outdir: Path
-    stacks: dict[str, StatefulStack]
+    environments: dict[str, app_module.EnvironmentStacks]
     validation_error: str | None
-    _templates: dict[str, Template] = field(default_factory=dict)
+    _templates: dict[tuple[str, str], Template] = field(default_factory=dict)
+
+    @property
+    def stacks(self) -> dict[str, StatefulStack]:
+        """The stateful stack of each environment."""
+        return {name: stacks.stateful for name, stacks in self.environments.items()}
+
+    @property
+    def services(self) -> dict[str, ServiceStack]:
+        return {name: stacks.service for name, stacks in self.environments.items()}
+
+    @property
+    def all_stacks(self) -> list[cdk.Stack]:
+        return [stack for stacks in self.environments.values() for stack in stacks.all]
 
     @property
     def configs(self) -> dict[str, EnvironmentConfig]:
         return {name: stack.config for name, stack in self.stacks.items()}
 
-    def template_json(self, environment: str) -> dict[str, Any]:
-        artifact = self.stacks[environment].artifact_id
+    def stack(self, environment: str, kind: str = "stateful") -> cdk.Stack:
+        stacks = self.environments[environment]
+        return stacks.stateful if kind == "stateful" else stacks.service
+
+    def template_json(self, environment: str, kind: str = "stateful") -> dict[str, Any]:
+        artifact = self.stack(environment, kind).artifact_id
         with (self.outdir / f"{artifact}.template.json").open(encoding="utf-8") as handle:
             document: dict[str, Any] = json.load(handle)
         return document
 
-    def template(self, environment: str) -> Template:
+    def template(self, environment: str, kind: str = "stateful") -> Template:
         """An assertions Template, built once per stack."""
-        if environment not in self._templates:
-            self._templates[environment] = Template.from_json(self.template_json(environment))
-        return self._templates[environment]
+        if (environment, kind) not in self._templates:
+            self._templates[(environment, kind)] = Template.from_json(self.template_json(environment, kind))
+        return self._templates[(environment, kind)]
 
     def read_json(self, name: str) -> Any:
         with (self.outdir / name).open(encoding="utf-8") as handle:
@@ -66,7 +90,7 @@ def synthesis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesis]:
     try:
         outdir = tmp_path_factory.mktemp("cdk.out")
         app = app_module.create_app(str(outdir), builtin_cloud_formation_validation=False)
-        stacks = app_module.build(app)
+        environments = app_module.build(app)
         error = None
         try:
             app.synth()
@@ -74,7 +98,7 @@ def synthesis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesis]:
             if "ValidationFailed" not in str(exc):
                 raise
             error = str(exc)
-        yield Synthesis(outdir=outdir, stacks=stacks, validation_error=error)
+        yield Synthesis(outdir=outdir, environments=environments, validation_error=error)
     finally:
         os.environ.update(saved)
         if saved_docker is None:
@@ -102,6 +126,27 @@ def template(synthesis: Synthesis, environment: str) -> Template:
 @pytest.fixture
 def template_json(synthesis: Synthesis, environment: str) -> dict[str, Any]:
     return synthesis.template_json(environment)
+
+
+@pytest.fixture
+def service(synthesis: Synthesis, environment: str) -> ServiceStack:
+    return synthesis.services[environment]
+
+
+@pytest.fixture
+def service_template(synthesis: Synthesis, environment: str) -> Template:
+    return synthesis.template(environment, "service")
+
+
+@pytest.fixture
+def service_template_json(synthesis: Synthesis, environment: str) -> dict[str, Any]:
+    return synthesis.template_json(environment, "service")
+
+
+@pytest.fixture(params=STACK_KINDS)
+def any_template_json(request: pytest.FixtureRequest, synthesis: Synthesis, environment: str) -> dict[str, Any]:
+    """Each stack of each environment in turn (for checks that hold for every template)."""
+    return synthesis.template_json(environment, str(request.param))
 
 
 def resources_of_type(template_json: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

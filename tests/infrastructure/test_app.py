@@ -20,7 +20,9 @@ def _stack_artifacts(synthesis: Synthesis) -> dict[str, dict[str, object]]:
 def test_one_synth_writes_a_stack_for_every_environment(synthesis: Synthesis) -> None:
     artifacts = _stack_artifacts(synthesis)
 
-    assert sorted(artifacts) == sorted(f"FlagsStateful-{name}" for name in ENVIRONMENT_NAMES)
+    expected = [f"Flags{kind}-{name}" for name in ENVIRONMENT_NAMES for kind in ("Stateful", "Service")]
+
+    assert sorted(artifacts) == sorted(expected)
 
 
 def test_every_stack_id_names_its_environment(synthesis: Synthesis) -> None:
@@ -39,9 +41,18 @@ def test_synth_performs_no_lookups(synthesis: Synthesis) -> None:
     assert "missing" not in manifest
 
 
-def test_the_prod_stateful_stack_has_termination_protection(synthesis: Synthesis) -> None:
-    assert synthesis.stacks["prod"].termination_protection
-    assert not synthesis.stacks["dev"].termination_protection
+def test_the_prod_stacks_have_termination_protection(synthesis: Synthesis) -> None:
+    assert synthesis.stacks["prod"].termination_protection and synthesis.services["prod"].termination_protection
+    assert not synthesis.stacks["dev"].termination_protection and not synthesis.services["dev"].termination_protection
+
+
+def test_each_service_stack_depends_only_on_its_own_environment(synthesis: Synthesis) -> None:
+    manifest = synthesis.read_json("manifest.json")["artifacts"]
+
+    for name in ENVIRONMENT_NAMES:
+        dependencies = manifest[f"FlagsService-{name}"]["dependencies"]
+        assert [d for d in dependencies if not d.endswith(".assets")] == [f"FlagsStateful-{name}"]
+        assert not any(d.startswith("FlagsService") for d in manifest[f"FlagsStateful-{name}"].get("dependencies", []))
 
 
 def test_the_stateful_stack_exports_what_the_service_stack_needs(synthesis: Synthesis) -> None:

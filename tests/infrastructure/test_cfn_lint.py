@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
-from stacks.config import ENVIRONMENT_NAMES
-from tests.infrastructure.conftest import Synthesis
+from tests.infrastructure.conftest import STACK_KINDS, Synthesis
 
 # The stacks are region-agnostic: lint against two regions the service may be deployed to.
 REGIONS = ["us-east-1", "eu-central-1"]
@@ -18,18 +17,25 @@ TOLERATED_WARNINGS = {"W3005"}
 def lint_results(synthesis: Synthesis) -> dict[str, list[str]]:
     """`RULE message (path)` for each match, linted once per template."""
     results = {}
-    for environment in ENVIRONMENT_NAMES:
-        template = synthesis.outdir / f"{synthesis.stacks[environment].artifact_id}.template.json"
+    for stack in synthesis.all_stacks:
+        template = synthesis.outdir / f"{stack.artifact_id}.template.json"
         matches = lint_file(template, ManualArgs(regions=REGIONS))
-        results[environment] = [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})" for m in matches]
+        results[stack.artifact_id] = [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})" for m in matches]
     return results
 
 
-def test_templates_have_no_cfn_lint_errors(lint_results: dict[str, list[str]], environment: str) -> None:
-    assert [m for m in lint_results[environment] if m.startswith("E")] == []
+@pytest.fixture(params=STACK_KINDS)
+def lint_of(
+    request: pytest.FixtureRequest, synthesis: Synthesis, environment: str, lint_results: dict[str, list[str]]
+) -> list[str]:
+    return lint_results[synthesis.stack(environment, str(request.param)).artifact_id]
 
 
-def test_templates_have_no_unexpected_cfn_lint_warnings(lint_results: dict[str, list[str]], environment: str) -> None:
-    unexpected = [m for m in lint_results[environment] if m.startswith("W") and m.split()[0] not in TOLERATED_WARNINGS]
+def test_templates_have_no_cfn_lint_errors(lint_of: list[str]) -> None:
+    assert [m for m in lint_of if m.startswith("E")] == []
+
+
+def test_templates_have_no_unexpected_cfn_lint_warnings(lint_of: list[str]) -> None:
+    unexpected = [m for m in lint_of if m.startswith("W") and m.split()[0] not in TOLERATED_WARNINGS]
 
     assert unexpected == []

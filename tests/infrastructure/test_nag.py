@@ -16,7 +16,6 @@ import pytest
 from cdk_nag import AwsSolutionsChecks
 
 import app as app_module
-from stacks.config import ENVIRONMENT_NAMES
 from tests.infrastructure.conftest import Synthesis
 
 PACK_PREFIX = "AwsSolutions-"
@@ -27,10 +26,8 @@ Finding = tuple[str, str]  # (rule id, path of the resource's construct, without
 def _acknowledgements(synthesis: Synthesis) -> dict[Finding, str]:
     """Every AwsSolutions acknowledgement in the assembly, with its reason."""
     found: dict[Finding, str] = {}
-    for environment in ENVIRONMENT_NAMES:
-        metadata: dict[str, list[dict[str, Any]]] = synthesis.read_json(
-            f"{synthesis.stacks[environment].artifact_id}.metadata.json"
-        )
+    for stack in synthesis.all_stacks:
+        metadata: dict[str, list[dict[str, Any]]] = synthesis.read_json(f"{stack.artifact_id}.metadata.json")
         for path, entries in metadata.items():
             for entry in entries:
                 if entry["type"] != ACKNOWLEDGED:
@@ -50,11 +47,11 @@ def raw_findings(synthesis: Synthesis) -> Iterator[set[Finding]]:
     try:
         app = app_module.create_app(tempfile.mkdtemp(prefix="nag-"))
         app.node.set_context("aws:cdk:bundling-stacks", [])  # the tree is enough: skip staging the asset
-        stacks = app_module.build(app)
+        environments = app_module.build(app)
     finally:
         cdk.Validations.acknowledge = original  # type: ignore[method-assign]
     findings: set[Finding] = set()
-    for stack in stacks.values():
+    for stack in (stack for stacks in environments.values() for stack in stacks.all):
         for violation in AwsSolutionsChecks().validate_scope(stack).violations:
             findings |= {(violation.rule_name, r.construct_path) for r in violation.violating_resources}
     yield findings
@@ -105,6 +102,6 @@ def test_every_finding_is_acknowledged_one_by_one(synthesis: Synthesis, raw_find
 
 
 def test_no_acknowledgement_sits_on_a_whole_stack(synthesis: Synthesis) -> None:
-    stack_paths = {stack.artifact_id for stack in synthesis.stacks.values()}
+    stack_paths = {stack.artifact_id for stack in synthesis.all_stacks}
 
     assert [f for f in _acknowledgements(synthesis) if f[1] in stack_paths] == []

@@ -37,8 +37,14 @@ def test_stack_template_matches_its_snapshot(template_json: dict[str, Any], snap
     assert mask_asset_hashes(template_json) == snapshot_json
 
 
-def test_masking_removes_every_asset_derived_hash(template_json: dict[str, Any]) -> None:
-    text = json.dumps(mask_asset_hashes(template_json))
+def test_service_stack_template_matches_its_snapshot(
+    service_template_json: dict[str, Any], snapshot_json: SnapshotAssertion
+) -> None:
+    assert mask_asset_hashes(service_template_json) == snapshot_json
+
+
+def test_masking_removes_every_asset_derived_hash(any_template_json: dict[str, Any]) -> None:
+    text = json.dumps(mask_asset_hashes(any_template_json))
 
     assert ASSET_HASH.search(text) is None and LAMBDA_VERSION_HASH.search(text) is None
     assert "<asset-hash>" in text and "<code-hash>" in text

@@ -33,19 +33,22 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
 
 
 def test_every_taggable_resource_carries_the_cost_tags(
-    template_json: dict[str, Any], config: EnvironmentConfig
+    any_template_json: dict[str, Any], config: EnvironmentConfig
 ) -> None:
     expected = {"Feature": "FeatureFlags", "CostCenter": "Platform", "Environment": config.name}
-    taggable = {key: r for key, r in template_json["Resources"].items() if takes_tags(r["Type"])}
+    taggable = {key: r for key, r in any_template_json["Resources"].items() if takes_tags(r["Type"])}
 
     assert len(taggable) > 20  # the schema lookup really found the resources
     untagged = {key: r["Type"] for key, r in taggable.items() if expected.items() - _tags(r).items()}
     assert untagged == {}
 
 
-def test_the_stack_itself_is_tagged_for_cloudformation_to_propagate(synthesis: Synthesis, environment: str) -> None:
-    assert synthesis.stacks[environment].tags.tag_values() == {
-        "Feature": "FeatureFlags",
-        "CostCenter": "Platform",
-        "Environment": environment,
-    }
+def test_the_stacks_themselves_are_tagged_for_cloudformation_to_propagate(
+    synthesis: Synthesis, environment: str
+) -> None:
+    for stack in synthesis.environments[environment].all:
+        assert stack.tags.tag_values() == {
+            "Feature": "FeatureFlags",
+            "CostCenter": "Platform",
+            "Environment": environment,
+        }

@@ -1,0 +1,5 @@
+import sys
+
+from flagctl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,193 @@
+"""Safe deploys: every new version takes traffic through a CodeDeploy canary that can undo itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_codedeploy as codedeploy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+HOOK_DIR = Path(__file__).resolve().parent.parent / "hooks"
+HOOK_HANDLER = "canary_hook.handler"
+# The hook needs only boto3, which every Python runtime ships: it can follow the newest runtime.
+HOOK_RUNTIME = lambda_.Runtime.PYTHON_3_14
+HOOK_TIMEOUT = cdk.Duration.seconds(60)
+DEPLOYMENT_CONFIG = codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES
+PROBE_FLAG_KEY = "canary-probe"
+ALIAS_ERRORS_PER_MINUTE = 5  # the old version's share counts too: a little noise must not roll back
+
+
+class CanaryDeployment(Construct):
+    """CodeDeploy canary (10 % for 5 minutes) for the `live` alias, with a pre-traffic hook and alarms.
+
+    Order of a deployment: CloudFormation publishes the new version and updates the alias, which its
+    UpdatePolicy hands to CodeDeploy. CodeDeploy runs the BeforeAllowTraffic hook (stacks/hooks/
+    canary_hook.py: `/health` and a flag read on the new version), then shifts 10 % of the alias's traffic
+    for 5 minutes, then the rest. A Failed hook, a stopped deployment or any alarm below in ALARM rolls the
+    alias back to the previous version, and CloudFormation then rolls the stack update back.
+
+    Alarms: errors of the new version (any), its p95 duration, and errors of the alias as a whole. The
+    new version's metrics are the alias's metrics with its `ExecutedVersion`, which is how Lambda reports
+    invocations through an alias.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.Function,
+        alias: lambda_.Alias,
+        version: lambda_.IVersion,
+        duration_p95_max_ms: float,
+        accept_degraded: bool,
+        log_retention: logs.RetentionDays,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.accept_degraded = accept_degraded
+        self.hook = self._hook(function, accept_degraded, log_retention, removal_policy)
+        version.grant_invoke(self.hook)
+        self.alarms = self._alarms(function, alias, version, duration_p95_max_ms)
+        self.deployment_group = codedeploy.LambdaDeploymentGroup(
+            self,
+            "DeploymentGroup",
+            alias=alias,
+            deployment_config=DEPLOYMENT_CONFIG,
+            pre_hook=self.hook,
+            alarms=list(self.alarms.values()),
+            auto_rollback=codedeploy.AutoRollbackConfig(
+                failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
+            ),
+        )
+        self.hook.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["codedeploy:GetDeployment"], resources=[self.deployment_group.deployment_group_arn]
+            )
+        )
+        # No explicit ordering needed: the alias's UpdatePolicy names the hook, and the hook function waits
+        # for its role's policy (with every grant above), so its permissions exist before CodeDeploy calls it.
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        role = self.deployment_group.role
+        cdk.Validations.of(role).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSCodeDeployRoleForLambdaLimited]",
+                reason="AWS-maintained minimum for CodeDeploy on Lambda: read alarms, move the alias, invoke hooks; "
+                "AWS updates it when CodeDeploy needs more.",
+            )
+        )
+        hook_arn = cdk.Stack.of(self).resolve(cdk.Stack.of(self).get_logical_id(self._cfn(self.hook)))
+        cdk.Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
+            cdk.Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{hook_arn}.Arn>:*]",
+                reason="CodeDeploy may invoke only the canary hook function: the wildcard covers that one "
+                "function's versions and aliases, as CDK's invoke grant always does.",
+            )
+        )
+
+    @staticmethod
+    def _cfn(construct: Construct) -> cdk.CfnElement:
+        child = construct.node.default_child
+        assert isinstance(child, cdk.CfnElement)
+        return child
+
+    def _hook(
+        self,
+        function: lambda_.Function,
+        accept_degraded: bool,
+        log_retention: logs.RetentionDays,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> lambda_.Function:
+        """Outside the VPC (it must reach CodeDeploy); logs only to its own group, no managed policy."""
+        log_group = logs.LogGroup(self, "HookLogs", retention=log_retention, removal_policy=removal_policy)
+        role = iam.Role(
+            self,
+            "HookRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Canary hook: invoke the new flag function version, report to CodeDeploy",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+            )
+        )
+        hook = lambda_.Function(
+            self,
+            "Hook",
+            runtime=HOOK_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            code=lambda_.Code.from_asset(str(HOOK_DIR), exclude=["__pycache__", "*.pyc", "__init__.py"]),
+            handler=HOOK_HANDLER,
+            description="CodeDeploy BeforeAllowTraffic: /health and a flag read on the new version",
+            role=role,
+            timeout=HOOK_TIMEOUT,
+            memory_size=256,
+            log_group=log_group,
+            environment={
+                "TARGET_FUNCTION_NAME": function.function_name,
+                "PROBE_FLAG_KEY": PROBE_FLAG_KEY,
+                "ACCEPT_DEGRADED": "true" if accept_degraded else "false",
+            },
+        )
+        return hook
+
+    def _alarms(
+        self,
+        function: lambda_.Function,
+        alias: lambda_.Alias,
+        version: lambda_.IVersion,
+        duration_p95_max_ms: float,
+    ) -> dict[str, cloudwatch.Alarm]:
+        alias_dimensions = {
+            "FunctionName": function.function_name,
+            "Resource": f"{function.function_name}:{alias.alias_name}",
+        }
+        new_version = {**alias_dimensions, "ExecutedVersion": version.version}
+        minute = cdk.Duration.minutes(1)
+
+        def metric(name: str, statistic: str, dimensions: dict[str, str]) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/Lambda",
+                metric_name=name,
+                dimensions_map=dimensions,
+                statistic=statistic,
+                period=minute,
+            )
+
+        specs = {
+            "NewVersionErrors": (metric("Errors", "Sum", new_version), 1, 1, "Any error of the new version"),
+            "NewVersionDurationP95": (
+                metric("Duration", "p95", new_version),
+                duration_p95_max_ms,
+                2,
+                f"p95 duration of the new version above {duration_p95_max_ms:g} ms for 2 minutes",
+            ),
+            "AliasErrors": (
+                metric("Errors", "Sum", alias_dimensions),
+                ALIAS_ERRORS_PER_MINUTE,
+                1,
+                f"{ALIAS_ERRORS_PER_MINUTE} or more errors a minute through the live alias",
+            ),
+        }
+        return {
+            name: cloudwatch.Alarm(
+                self,
+                name,
+                metric=metric_,
+                threshold=threshold,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"Canary rollback: {description}",
+            )
+            for name, (metric_, threshold, periods, description) in specs.items()
+        }
