@@ -79,6 +79,7 @@ class CacheAside:
         if self.breaker.record_success():
             telemetry.logger.info("cache is back: replaying the outbox before trusting it")
             self.replay_outbox()
+            return self.cache_call(call)  # the probe's answer predates the replay: ask again, never serve it
         return result
 
     def lookup(self, key: str) -> Lookup:

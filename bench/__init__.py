@@ -1,0 +1,1 @@
+"""Benchmarks, the propagation harness and the fault drills (`make bench`, `make drill`); runtime/ never imports it."""

@@ -1,0 +1,78 @@
+"""Issue 8: fault drills under load against the local server (several processes), with a table to show for it.
+
+Each drill, on one shared cluster (cluster.py: 3 server processes, Redis behind the fault proxy,
+PostgreSQL with pg_stat_statements): every server is read in a loop (the kill switch every other
+read, the other flags in turn), a background writer replaces flags through server 0; after a
+baseline the fault of drill_faults.py is injected; part-way in, the kill switch is flipped (PATCH
+{"enabled": ...}) through server 0; then the fault heals and the drill waits for recovery.
+
+Reported per drill:
+- failed reads: answers other than 200 (or no answer), over the whole drill; every flag read is
+  cached, so while either store answers this must be 0.
+- latency p50/p99 of reads started during the fault, and p99 after its first second (DESIGN.md:
+  "after the first second p99 < 250 ms").
+- recovery: from the store being back (its restart answered, or the wire fault lifted) until the
+  end of the last answer that was not a cache HIT, once every server has answered only HITs for
+  `settle` seconds (for PostgreSQL: until the first acknowledged write). None if not within
+  `recovery_cap` (20 s: DESIGN.md's 10 s with a 2x margin).
+- kill switch: how long after its 2xx every server stopped serving the older version (measure.py);
+  with PostgreSQL down, how fast it was refused (503) instead.
+- acknowledged writes lost: writes answered 2xx whose version some server does not serve at the end.
+- Redis commands per request (INFO commandstats, Lua's inner calls included) in the baseline and
+  during the fault; database flag reads (pg_stat_statements) from the fault until recovery.
+
+`make drill` runs the long forms, prints one table, writes bench/results/drills.json and regenerates
+the README's Reliability section; `make test` runs the short forms (tests/integration/test_drills.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.cluster import ClusterOptions, running_cluster
+from bench.drill_faults import DRILLS
+from bench.drill_results import shortfalls, table
+from bench.drill_run import DrillPlan, Drills
+
+__all__ = ["LONG", "OPTIONS", "SHORT", "DrillPlan", "Drills", "run", "shortfalls", "table"]
+RESULTS = Path(__file__).resolve().parent / "results" / "drills.json"
+HANDLER = "bench.drill_handler.lambda_handler"
+OPTIONS = ClusterOptions(servers=3, proxied_redis=True, counted_postgres=True, handler=HANDLER, flags_env="drill")
+
+SHORT = DrillPlan(baseline=1.0, fault=2.5, flip_after=0.6, settle=1.0, recovery_cap=20.0, flags=10, pause=0.003,
+                  write_every=0.5)  # fmt: skip
+LONG = DrillPlan(baseline=3.0, fault=10.0, flip_after=2.0, settle=3.0, recovery_cap=20.0, flags=40, pause=0.0,
+                 write_every=0.25)  # fmt: skip
+
+
+def run(plan: DrillPlan, *, only: tuple[str, ...] = ()) -> dict[str, Any]:
+    chosen = [drill for drill in DRILLS if not only or drill.name in only]
+    with running_cluster(OPTIONS) as cluster:
+        drills = Drills(cluster, plan)
+        results = [drills.run(drill) for drill in chosen]
+        machine = report.machine(cluster)
+    return {"kind": "drills", "servers": OPTIONS.servers, "plan": vars(plan), "machine": machine, "drills": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", action="store_true", help="the short forms (as make test runs them)")
+    parser.add_argument("--only", nargs="*", default=[], help="drill names to run (default: all)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON results")
+    args = parser.parse_args(argv)
+    results = run(SHORT if args.short else LONG, only=tuple(args.only))
+    results["form"] = "short" if args.short else "long"
+    report.stamp(results)
+    print(table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0 if not any(shortfalls(row) for row in results["drills"]) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

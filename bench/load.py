@@ -1,0 +1,138 @@
+"""Load for the harnesses: reader threads in tight loops, timed writes, and actions repeated in the background.
+
+Times are `time.monotonic()`, which on Linux is one clock for every process of the machine, so a
+read's start and end compare directly with a write's acknowledgement and a fault's start.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.client import Answer
+from bench.cluster import FlagServer
+
+DEGRADED = frozenset({"BYPASS", "STALE"})
+
+
+@dataclass(frozen=True)
+class Read:
+    server: int
+    key: str
+    start: float
+    end: float
+    status: int  # 0: no HTTP answer (refused, reset, timed out)
+    version: int | None
+    cache: str  # X-Cache: HIT, MISS, BYPASS, STALE ("" when there was none)
+    enabled: bool | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def latency(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Write:
+    key: str
+    server: int
+    start: float
+    end: float  # the acknowledgement time, when `status` is 2xx
+    status: int
+    version: int | None  # the version the 2xx answer stored
+
+    @property
+    def acked(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def read_flag(server: FlagServer, key: str, *, timeout: float = 10.0) -> Read:
+    answer = server.get(f"/flags/{key}", timeout=timeout)
+    body = _json(answer) if answer.status == 200 else {}
+    return Read(
+        server.index, key, answer.start, answer.end, answer.status,
+        body.get("version"), answer.headers.get("x-cache", ""), body.get("enabled"),
+    )  # fmt: skip
+
+
+def write_flag(server: FlagServer, method: str, key: str, body: dict[str, Any], *, timeout: float = 10.0) -> Write:
+    """PATCH /admin/flags/{key} (or POST /admin/flags) through `server`; its 2xx answer carries the new version."""
+    path = "/admin/flags" if method == "POST" else f"/admin/flags/{key}"
+    answer = server.admin(method, path, body, timeout=timeout)
+    stored = _json(answer) if 200 <= answer.status < 300 else {}
+    return Write(key, server.index, answer.start, answer.end, answer.status, stored.get("version"))
+
+
+def _json(answer: Answer) -> dict[str, Any]:
+    try:
+        parsed = answer.json()
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+@dataclass(eq=False)
+class ReadLoop:
+    """Reads `keys` in turn through one server until stopped; `pause` seconds between reads (0: a tight loop)."""
+
+    server: FlagServer
+    keys: Sequence[str]
+    pause: float = 0.0
+    reads: list[Read] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ReadLoop:
+        self._thread = threading.Thread(target=self._run, name=f"reader-{self.server.index}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stop.is_set():
+            self.reads.append(read_flag(self.server, self.keys[turn % len(self.keys)]))
+            turn += 1
+            if self.pause:
+                self._stop.wait(self.pause)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def between(self, start: float, end: float) -> list[Read]:
+        """Reads that started in [start, end)."""
+        return [read for read in list(self.reads) if start <= read.start < end]
+
+
+@dataclass(eq=False)
+class Repeat:
+    """Calls `action` every `interval` seconds in a thread until stopped; keeps what each call returned."""
+
+    interval: float
+    action: Callable[[], Any]
+    results: list[Any] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Repeat:
+        self._thread = threading.Thread(target=self._run, name="repeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            self.results.append(self.action())
+            next_at += self.interval
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
