@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/runtime:$(CURDIR)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: install dev dev-reset test test-unit test-integration test-infrastructure synth bench lint \
-	bench-propagation drill
+	bench-propagation drill bench-peer bench-tools
 
 install: $(STAMP)
 
@@ -40,9 +40,29 @@ synth: $(STAMP)
 	CDK_OUTDIR=cdk.out $(PY) app.py
 	@echo "wrote every environment to cdk.out/"
 
-bench: $(STAMP)
-	@echo "make bench: placeholder until the benchmarks issue lands (bench/ is empty)"
+# Benchmarks (issue 9): the handler's read paths against DESIGN.md's bars, cold start and memory
+# (bench/results/perf.json), HTTP loads on the local server (bench/results/http.json), README's
+# Performance section; then the propagation harness.
+bench: $(STAMP) bench-tools
+	$(PY) -m bench.perf
+	$(PY) -m bench.http_bench
+	$(PY) -m bench.perf_readme
 	@$(MAKE) --no-print-directory bench-propagation
+
+# Ours against Unleash 8 (pinned in bench/unleash, installed with npm ci), same machine and client:
+# bench/results/peer.json and README's Performance section.
+bench-peer: $(STAMP) bench-tools bench/unleash/node_modules/.installed
+	$(PY) -m bench.peer_unleash
+	$(PY) -m bench.perf_readme
+
+# wrk (Debian) for the closed-loop runs; where it cannot be installed, the benches say so and skip them.
+bench-tools:
+	@command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends wrk; } || echo "wrk is not installed: closed-loop runs skipped"
+
+bench/unleash/node_modules/.installed: bench/unleash/package.json bench/unleash/package-lock.json
+	cd bench/unleash && SCARF_ANALYTICS=false npm ci --no-audit --no-fund
+	touch $@
 
 # Propagation harness, long form (issue 7): the table, bench/results/propagation.json, README's Consistency section.
 # The README is regenerated even when a scenario misses the target; the exit status still says so.

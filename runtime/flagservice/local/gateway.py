@@ -21,6 +21,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from flagservice.local.prefork import CLOSE_CONNECTION
+
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20  # the handler itself answers 413 above 32 KiB; this only bounds the server's memory
 DRAIN_LIMIT_BYTES = 16 << 20  # read and discard this much of a refused body so the client sees our 413
@@ -252,6 +254,7 @@ class LambdaGateway:
         try:
             event = build_event(environ, read_body(environ))
         except RequestBodyError as refused:
+            environ[CLOSE_CONNECTION] = True  # the rest of the body may still be on the wire: never reuse it
             return error_answer(start_response, refused.status, refused.code, refused.detail)
         try:
             status, headers, payload = build_response(self.handler(event, LambdaContext()), event["httpMethod"])

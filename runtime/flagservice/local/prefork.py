@@ -1,29 +1,40 @@
 """A pre-fork WSGI server: N worker processes, each serving one request at a time, like Lambda containers.
 
 Processes, never threads: the Powertools resolver keeps the current request in class attributes and
-Logger/Metrics are singletons (DESIGN.md). Each connection carries one request and is closed (as
-gunicorn's sync workers do): a worker parked on an idle keep-alive connection could serve nobody
-else. Nagle is disabled on every accepted socket and each answer leaves in one write, or a
-stdlib answer stalls about 40 ms on delayed ACKs.
+Logger/Metrics are singletons (DESIGN.md). Nagle is disabled on every accepted socket and each
+answer leaves in one write, or a stdlib answer stalls about 40 ms on delayed ACKs.
+
+HTTP/1.1 keep-alive without parking: a worker never blocks on an idle connection. It waits in one
+`select` on the shared listening socket and on the connections it keeps, and answers one request
+from whichever is ready, so it still serves one request at a time. A new connection is accepted
+only when the worker is free to answer it at once (no worker hoards connections another could
+serve); an idle kept connection is closed after KEEPALIVE_IDLE_SECONDS, and past
+KEEPALIVE_MAX_CONNECTIONS per worker answers say `Connection: close`.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import logging
 import os
+import select
+import selectors
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 READ_TIMEOUT_SECONDS = 30.0
+KEEPALIVE_IDLE_SECONDS = 5.0
+KEEPALIVE_MAX_CONNECTIONS = 64
+CLOSE_CONNECTION = "flagservice.close_connection"  # an environ key the app sets when the body was not consumed
 WORKER_STOP_SECONDS = 5.0
 PR_SET_PDEATHSIG = 1
 
@@ -74,6 +85,75 @@ class RequestHandler(WSGIRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         log.debug("http", extra={"client": self.client_address[0], "line": format % args})
+
+
+class KeepAliveServerHandler(ServerHandler):
+    """wsgiref's per-request handler speaking HTTP/1.1, saying whether the connection stays open."""
+
+    http_version = "1.1"
+    keep_alive = False
+    failed = False
+
+    def cleanup_headers(self) -> None:
+        super().cleanup_headers()
+        self.keep_alive = (
+            self.keep_alive and "Content-Length" in self.headers and not self.environ.get(CLOSE_CONNECTION)
+        )
+        self.headers["Connection"] = "keep-alive" if self.keep_alive else "close"
+
+    def handle_error(self) -> None:
+        self.failed = True
+        super().handle_error()
+
+
+class KeepAliveRequestHandler(RequestHandler):
+    """One per connection: `serve_one()` answers one request and tells whether the connection may stay open.
+
+    Unlike socketserver's handlers, constructing it does not serve the connection: the worker calls
+    `serve_one()` each time the connection has a request, and `close()` when it is done with it.
+    """
+
+    def __init__(self, request: socket.socket, client_address: Any, server: WSGIServer) -> None:
+        self.request, self.client_address, self.server = request, client_address, server
+        self.setup()
+
+    def serve_one(self, *, may_keep: bool) -> bool:
+        """Read and answer one request; True if the connection stays open for another."""
+        self.close_connection = True
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline:
+            return False  # the client closed the connection
+        if len(self.raw_requestline) > 65536:
+            self.requestline, self.request_version, self.command = "", "", ""
+            self.send_error(414)
+            return False
+        if not self.parse_request():  # an error answer was sent
+            return False
+        handler = KeepAliveServerHandler(
+            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=False
+        )
+        handler.request_handler = self
+        handler.keep_alive = may_keep and not self.close_connection
+        handler.run(self.server.get_app())
+        return handler.keep_alive and not handler.failed
+
+    def has_buffered_request(self) -> bool:
+        """A pipelined request already read into our buffer (select cannot see it on the socket)."""
+        self.connection.setblocking(False)
+        try:
+            return bool(self.rfile.peek(1))
+        except OSError:
+            return False
+        finally:
+            self.connection.settimeout(READ_TIMEOUT_SECONDS)
+
+    def close(self) -> None:
+        try:
+            self.finish()
+        except OSError:
+            pass
+        finally:
+            self.server.shutdown_request(self.connection)
 
 
 def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
@@ -164,22 +244,14 @@ class PreforkServer:
             os._exit(code)
 
     def _serve_forever(self) -> None:
-        server = WSGIServer((self.host, self.port), RequestHandler, bind_and_activate=False)
+        server = WSGIServer((self.host, self.port), KeepAliveRequestHandler, bind_and_activate=False)
         server.socket.close()
         server.socket = self.sock
         server.server_name, server.server_port = self.host, self.port
         server.setup_environ()
         server.set_app(self.app)
-        while True:
-            conn, address = accept_one(self.sock)
-            try:
-                server.finish_request(conn, address)
-            except (TimeoutError, ConnectionError):
-                pass  # the client went quiet or away: nothing to answer
-            except Exception:
-                server.handle_error(conn, address)
-            finally:
-                server.shutdown_request(conn)
+        self.sock.setblocking(False)  # every worker waits in select; only one wins each accept
+        WorkerLoop(server, self.sock).run()
 
     def stop_workers(self) -> None:
         """SIGTERM every worker, wait a little, SIGKILL the rest, and reap them all (by pid)."""
@@ -195,6 +267,92 @@ class PreforkServer:
                     _signal(pid, signal.SIGKILL)
                 deadline = float("inf")
             time.sleep(0.01)
+
+
+class WorkerLoop:
+    """One worker's loop: answer one request at a time, taking turns between the connections that are ready.
+
+    Fairness: each round answers at most one request per connection, whether select saw it ready or
+    its next request was already in our read buffer (pipelined, or sent by a fast client while we
+    looked): such a connection waits for the next round instead of being answered again at once,
+    so one eager client cannot keep a worker to itself.
+    """
+
+    def __init__(self, server: WSGIServer, sock: socket.socket) -> None:
+        self.server, self.sock = server, sock
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(sock, selectors.EVENT_READ, None)
+        self.idle_since: dict[KeepAliveRequestHandler, float] = {}
+        self.buffered: collections.deque[KeepAliveRequestHandler] = collections.deque()
+        self.next_sweep = time.monotonic() + KEEPALIVE_IDLE_SECONDS
+
+    def run(self) -> None:
+        while True:
+            events = self.selector.select(timeout=0 if self.buffered else KEEPALIVE_IDLE_SECONDS)
+            waiting = [self.buffered.popleft() for _ in range(len(self.buffered))]
+            for key, _ in events:
+                if key.data is None:
+                    self._accept_and_serve()
+                else:
+                    self._serve(key.data)
+            for connection in waiting:
+                self._serve(connection)
+            self._sweep()
+
+    def _accept_and_serve(self) -> None:
+        try:
+            conn, address = accept_one(self.sock)
+        except (BlockingIOError, InterruptedError):
+            return  # another worker took it
+        except OSError:
+            return  # e.g. the client reset before we accepted
+        try:
+            connection = KeepAliveRequestHandler(conn, address, self.server)
+        except OSError:
+            self.server.shutdown_request(conn)
+            return
+        self._serve(connection)
+
+    def _serve(self, connection: KeepAliveRequestHandler) -> None:
+        """Answer one request of the connection; keep the connection if both sides want to."""
+        self._forget(connection)
+        try:
+            keep = connection.serve_one(may_keep=len(self.idle_since) < KEEPALIVE_MAX_CONNECTIONS)
+            if keep and connection.has_buffered_request():
+                self.buffered.append(connection)  # select cannot see bytes we already read: next round
+                return
+        except (TimeoutError, ConnectionError):
+            keep = False  # the client went quiet or away: nothing to answer
+        except Exception:
+            keep = False
+            self.server.handle_error(connection.connection, connection.client_address)
+        if keep:
+            self.idle_since[connection] = time.monotonic()
+            self.selector.register(connection.connection, selectors.EVENT_READ, connection)
+        else:
+            connection.close()
+
+    def _forget(self, connection: KeepAliveRequestHandler) -> None:
+        if self.idle_since.pop(connection, None) is not None:
+            self.selector.unregister(connection.connection)
+
+    def _sweep(self) -> None:
+        """Close connections idle for longer than KEEPALIVE_IDLE_SECONDS, unless a request has just arrived."""
+        now = time.monotonic()
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + KEEPALIVE_IDLE_SECONDS / 4
+        for connection, since in list(self.idle_since.items()):
+            if now - since > KEEPALIVE_IDLE_SECONDS and not _readable(connection.connection):
+                self._forget(connection)
+                connection.close()
+
+
+def _readable(sock: socket.socket) -> bool:
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
 
 
 def _signal(pid: int, signum: int) -> None:
