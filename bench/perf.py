@@ -6,7 +6,8 @@ fresh Lambda-like process (perf_child.py) times, interleaved:
     raw_get     one redis-py GET on a pooled client, of a value the flag's size     (the floor)
     l1_hit      GET /flags/{key} through `lambda_handler`, answered from L1
     redis_hit   the same with the L1 cleared before each call: one Redis round trip
-    db_read     one PostgresFlagRepository.get (prepared primary-key SELECT)         (the floor)
+    db_read     GET /flags/{key} on a service without any cache: a database-only read  (the floor)
+    db_raw      one PostgresFlagRepository.get (prepared primary-key SELECT), for reference
     redis_down  GET /flags/{key} with Redis refused and the breaker open: BYPASS
 
 Ratios are of medians (p50). "Tracer off" is POWERTOOLS_TRACE_DISABLED=true (as deployed, see

@@ -140,6 +140,8 @@ class InMemoryFlagCache:
         if self.down:
             raise CacheUnavailableError("the cache is unavailable")
         self.calls += 1
+
+    def _flush_pending(self) -> None:
         for key, hit in self._pending:
             (self.hits if hit else self.misses)[key] += 1
             self.since = self.since or "2026-01-01T00:00:00.000Z"
@@ -216,9 +218,11 @@ class InMemoryFlagCache:
     def flush_stats(self) -> None:
         if self._pending:
             self._trip()
+            self._flush_pending()
 
     def stats(self) -> tuple[dict[str, int], dict[str, int], str | None]:
         self._trip()
+        self._flush_pending()
         return dict(self.hits), dict(self.misses), self.since
 
     def ping(self) -> None:

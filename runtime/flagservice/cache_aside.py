@@ -271,10 +271,10 @@ class CacheAside:
         return len(fresh)
 
     def finish(self) -> None:
-        """End of a request: batched stats go out at least once a second even without other round trips."""
+        """End of a request: once a second, the gauges and the batched stats (even without other round trips)."""
+        if self.cache is None or self.clock() - self._last_stats_flush < STATS_FLUSH_SECONDS:
+            return
+        self._last_stats_flush = self.clock()
         telemetry.record_count("CacheBreakerOpen", 0 if self.breaker.allow() else 1)
-        if self.cache is not None:
-            telemetry.record_count("RedisPoolInUse", self.cache.pool_in_use())
-        if self.cache is not None and self.clock() - self._last_stats_flush >= STATS_FLUSH_SECONDS:
-            self._last_stats_flush = self.clock()
-            self.cache_call(lambda cache: cache.flush_stats())
+        telemetry.record_count("RedisPoolInUse", self.cache.pool_in_use())
+        self.cache_call(lambda cache: cache.flush_stats())

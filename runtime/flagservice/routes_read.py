@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from flagservice import wiring
 from flagservice.errors import InvalidKeyError
 from flagservice.flags.model import is_valid_key
-from flagservice.http import json_response, query_int, query_str, read_headers
+from flagservice.http import JSON, json_response, query_int, query_str, read_headers
 from flagservice.validation import require_valid_key
 
 router = APIGatewayRouter()
@@ -19,7 +19,7 @@ def get_flag(key: str) -> Response[str]:
     require_valid_key(key)
     lookup = wiring.get_service().get_flag(key)
     headers = read_headers(lookup.outcome, {"ETag": f'"{lookup.flag.version}"'})
-    return json_response(200, lookup.flag.to_api(), headers)
+    return Response(status_code=200, content_type=JSON, body=lookup.flag.api_json, headers=headers)
 
 
 @router.get("/flags")

@@ -13,7 +13,7 @@ from psycopg.types.json import Json
 
 from flagservice.breaker import CircuitBreaker
 from flagservice.errors import FlagNotFoundError, StoreUnavailableError
-from flagservice.flags.model import FlagDefinition, StoredFlag
+from flagservice.flags.model import TRUSTED, FlagDefinition, StoredFlag
 from flagservice.ports import HistoryEntry, IfMatch, OutboxEntry, WriteAction, WriteResult, check_precondition
 
 T = TypeVar("T")
@@ -21,7 +21,7 @@ Row = dict[str, Any]
 
 
 def _stored(row: Row) -> StoredFlag:
-    definition = FlagDefinition.model_validate(row["definition"])
+    definition = FlagDefinition.model_validate(row["definition"], context=TRUSTED)
     return StoredFlag(definition=definition, version=row["version"], updated_at=row["updated_at"])
 
 
@@ -56,6 +56,9 @@ class PostgresFlagRepository:
             "connect_timeout": max(2, int(timeout)),
             "options": "-c statement_timeout=2000 -c lock_timeout=1000 -c idle_in_transaction_session_timeout=5000",
             "row_factory": dict_row,
+            # Reads are single statements: in autocommit they need no BEGIN, and the pool no ROLLBACK
+            # round trip when it takes the connection back. Writes open their transaction explicitly.
+            "autocommit": True,
         }
         if not prepare:
             kwargs["prepare_threshold"] = None

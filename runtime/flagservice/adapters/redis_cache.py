@@ -48,6 +48,7 @@ class RedisFlagCache:
         self._negative_ttl_ms = negative_ttl * 1000
         self._on_pool_exhausted = on_pool_exhausted
         self._on_connection_error = on_connection_error
+        self._since_set = False  # the "counting since" mark is set once per process, not per flush
         self._hits: Counter[str] = Counter()
         self._misses: Counter[str] = Counter()
 
@@ -90,36 +91,27 @@ class RedisFlagCache:
             raise CacheUnavailableError(str(exc)) from exc
 
     def _pipeline_with_stats(self) -> redis.client.Pipeline:
-        """A pipeline that first carries the stats counted since the last round trip."""
+        """A pipeline that first carries the stats counted since the last flush."""
         pipe = self._client.pipeline(transaction=False)
         if self._hits or self._misses:
             for kind, counts in (("hits", self._hits), ("misses", self._misses)):
                 for key, n in counts.items():
                     pipe.hincrby(redis_keys.stats_key(self._env, kind), key, n)
-            pipe.set(redis_keys.stats_key(self._env, "since"), format_time(datetime.now(UTC)), nx=True)
+            if not self._since_set:
+                pipe.set(redis_keys.stats_key(self._env, "since"), format_time(datetime.now(UTC)), nx=True)
+                self._since_set = True
         return pipe
 
-    def _run(self, build: Callable[[redis.client.Pipeline], Any]) -> Any:
-        """One round trip: pending stats plus the caller's commands; returns the caller's last reply."""
+    def _run(self, call: Callable[[redis.Redis], Any]) -> Any:
+        """One command (one round trip) on the pooled client, failures translated at the edge."""
         with self._guard():
-            pipe = self._pipeline_with_stats()
-            build(pipe)
-            replies = pipe.execute(raise_on_error=False)
-            self._hits.clear()
-            self._misses.clear()
-            return self._reply(replies[-1])
-
-    @staticmethod
-    def _reply(reply: Any) -> Any:
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
+            return call(self._client)
 
     def _script(self, script: str, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA in the stats pipeline (one round trip); after a NOSCRIPT (new or flushed server), load it once."""
         sha = redis_scripts.sha1(script)
         try:
-            return self._run(lambda pipe: pipe.evalsha(sha, len(keys), *keys, *args))
+            return self._run(lambda client: client.evalsha(sha, len(keys), *keys, *args))
         except CacheUnavailableError as exc:
             if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
                 raise
@@ -128,34 +120,42 @@ class RedisFlagCache:
             return self._client.evalsha(sha, len(keys), *keys, *args)
 
     def read(self, key: str, *, lease_ms: int = 0) -> CacheRead:
-        keys = [
-            redis_keys.flag_key(self._env, key),
-            redis_keys.revision_key(self._env),
-            redis_keys.lease_key(self._env, key),
-        ]
+        """A plain MGET (as cheap as a GET); only a missing or expired entry pays for the leasing script."""
+        keys = [redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env)]
+        value, revision = self._run(lambda client: client.mget(keys))
+        entry = decode(value) if value is not None else None
+        if lease_ms and (entry is None or not entry.fresh(int(time.time() * 1000))):
+            return self._read_leasing(key, lease_ms)
+        return CacheRead(entry=entry, revision=int(revision) if revision is not None else None)
+
+    def _read_leasing(self, key: str, lease_ms: int) -> CacheRead:
+        keys = [*self._flag_keys(key), redis_keys.lease_key(self._env, key)]
         value, revision, leased = self._script(redis_scripts.READ, keys, [int(time.time() * 1000), lease_ms])
         entry = decode(value) if value is not None else None
         return CacheRead(entry=entry, revision=int(revision) if revision is not None else None, leased=bool(leased))
 
+    def _flag_keys(self, key: str) -> list[str]:
+        return [redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env)]
+
     def revision(self) -> int | None:
-        value = self._run(lambda pipe: pipe.get(redis_keys.revision_key(self._env)))
+        value = self._run(lambda client: client.get(redis_keys.revision_key(self._env)))
         return int(value) if value is not None else None
 
     def most_read(self, limit: int) -> list[str]:
-        hits = self._run(lambda pipe: pipe.hgetall(redis_keys.stats_key(self._env, "hits")))
+        hits = self._run(lambda client: client.hgetall(redis_keys.stats_key(self._env, "hits")))
         ranked = sorted(hits.items(), key=lambda item: -int(item[1]))
         return [key.decode() for key, _ in ranked[:limit]]
 
     def read_many(self, keys: list[str]) -> tuple[dict[str, CacheEntry], int | None]:
         names = [redis_keys.flag_key(self._env, key) for key in keys] + [redis_keys.revision_key(self._env)]
-        *values, revision = self._run(lambda pipe: pipe.mget(names))
+        *values, revision = self._run(lambda client: client.mget(names))
         decoded = {key: decode(value) for key, value in zip(keys, values, strict=True) if value is not None}
         entries = {key: entry for key, entry in decoded.items() if entry is not None}
         return entries, int(revision) if revision is not None else None
 
     def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
         keys = (redis_keys.snapshot_key(self._env), redis_keys.revision_key(self._env))
-        value, revision = self._run(lambda pipe: pipe.mget(*keys))
+        value, revision = self._run(lambda client: client.mget(*keys))
         snapshot = decode_snapshot(value) if value is not None else None
         return snapshot, int(revision) if revision is not None else None
 
@@ -203,8 +203,12 @@ class RedisFlagCache:
         (self._hits if hit else self._misses)[key] += 1
 
     def flush_stats(self) -> None:
+        """Send the counts batched since the last flush (the service calls this at most once a second)."""
         if self._hits or self._misses:
-            self._run(lambda pipe: pipe.echo("stats"))
+            with self._guard():
+                self._pipeline_with_stats().execute()
+                self._hits.clear()
+                self._misses.clear()
 
     def stats(self) -> tuple[dict[str, int], dict[str, int], str | None]:
         def build(pipe: redis.client.Pipeline) -> None:
@@ -225,7 +229,7 @@ class RedisFlagCache:
         return ints(hits), ints(misses), since.decode() if since else None
 
     def ping(self) -> None:
-        self._run(lambda pipe: pipe.ping())
+        self._run(lambda client: client.ping())
 
     def pool_in_use(self) -> int:
         """Connections checked out of the pool right now (the RedisPoolInUse metric)."""

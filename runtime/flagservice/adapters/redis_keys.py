@@ -8,7 +8,7 @@ stats are shared by all schema versions.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the definition JSON stands alone in the entry
 
 
 def _tag(env: str) -> str:
