@@ -41,7 +41,7 @@ def test_in_process_bench_times_every_path_with_the_expected_answers(cluster: Cl
     assert perf.problems(results) == []
     for mode in perf.MODES:
         paths = results["modes"][mode]["paths"]
-        assert set(paths) == {"raw_get", "l1_hit", "redis_hit", "db_read", "redis_down"}
+        assert set(paths) == {"raw_get", "l1_hit", "redis_hit", "db_raw", "db_read", "redis_down"}
         assert all(summary["count"] > 0 for summary in paths.values())
         assert results["memory"][mode]["after_reads"]["reads"] >= perf.QUICK.memory_reads
         assert results["cold_start"][mode]["answers"] == ["200 HIT"]
