@@ -90,7 +90,8 @@ def _resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 # Tracer's decorator costs a tenth of an in-process hit even when tracing is off (it still builds
 # dummy segments), so it wraps the handler only where tracing is on.
-_traced = _resolve if tracer.disabled else tracer.capture_lambda_handler(_resolve)
+# The answer is not copied into the trace (capture_response): it is the largest part of a segment.
+_traced = _resolve if tracer.disabled else tracer.capture_lambda_handler(_resolve, capture_response=False)
 
 
 @logger.inject_lambda_context(clear_state=True)
