@@ -102,7 +102,8 @@ def redis_cache(url: str, **options: Any) -> RedisFlagCache:
     """A cache on its own environment namespace, so tests never see each other's keys."""
     client = RedisFlagCache.client_for(url, **{"max_connections": 4, **options.pop("client", {})})
     defaults: dict[str, Any] = {"soft_ttl": lambda: 300.0, "stale_max_age": 86400, "negative_ttl": 30}
-    return RedisFlagCache(client, env=f"t{uuid.uuid4().hex[:12]}", **{**defaults, **options})
+    env = options.pop("env", None) or f"t{uuid.uuid4().hex[:12]}"
+    return RedisFlagCache(client, env=env, **{**defaults, **options})
 
 
 @pytest.fixture(params=["fake", "real"])

@@ -22,7 +22,7 @@ from flagservice.l1 import L1Cache
 from flagservice.ports import CacheOutcome, CacheRead, CacheSnapshot, FlagCache, FlagRepository, Guarded, WriteResult
 
 T = TypeVar("T")
-STATS_FLUSH_SECONDS = 1.0
+GAUGE_SECONDS = 1.0  # gauges (breaker, pool) are sampled once a second, not per request
 LEASE_MS = 2000  # a refill lease outlives any database read (statement timeout 2 s)
 LEASE_WAIT = 0.2  # how long a follower waits for the lease holder's fill before reading itself
 LEASE_POLL = 0.01
@@ -271,10 +271,11 @@ class CacheAside:
         return len(fresh)
 
     def finish(self) -> None:
-        """End of a request: once a second, the gauges and the batched stats (even without other round trips)."""
-        if self.cache is None or self.clock() - self._last_stats_flush < STATS_FLUSH_SECONDS:
+        """End of a request: its counts go to Redis (a send, no wait); once a second, the gauges too."""
+        if self.cache is None:
             return
-        self._last_stats_flush = self.clock()
-        telemetry.record_count("CacheBreakerOpen", 0 if self.breaker.allow() else 1)
-        telemetry.record_count("RedisPoolInUse", self.cache.pool_in_use())
         self.cache_call(lambda cache: cache.flush_stats())
+        if self.clock() - self._last_stats_flush >= GAUGE_SECONDS:
+            self._last_stats_flush = self.clock()
+            telemetry.record_count("CacheBreakerOpen", 0 if self.breaker.allow() else 1)
+            telemetry.record_count("RedisPoolInUse", self.cache.pool_in_use())

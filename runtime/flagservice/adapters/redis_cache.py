@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import redis
@@ -15,8 +13,9 @@ from redis.retry import Retry
 
 from flagservice.adapters import redis_keys, redis_scripts
 from flagservice.adapters.cache_codec import decode, decode_snapshot, encode, encode_snapshot
+from flagservice.adapters.redis_stats import RedisStatsCounter
 from flagservice.errors import CacheUnavailableError
-from flagservice.flags.model import StoredFlag, format_time
+from flagservice.flags.model import StoredFlag
 from flagservice.ports import CacheEntry, CacheRead, CacheSnapshot, Guarded
 
 T = TypeVar("T")
@@ -48,9 +47,7 @@ class RedisFlagCache:
         self._negative_ttl_ms = negative_ttl * 1000
         self._on_pool_exhausted = on_pool_exhausted
         self._on_connection_error = on_connection_error
-        self._since_set = False  # the "counting since" mark is set once per process, not per flush
-        self._hits: Counter[str] = Counter()
-        self._misses: Counter[str] = Counter()
+        self._stats = RedisStatsCounter(client, env=env)
 
     @staticmethod
     def client_for(
@@ -89,18 +86,6 @@ class RedisFlagCache:
             raise CacheUnavailableError(str(exc)) from exc
         except (redis.RedisError, OSError) as exc:
             raise CacheUnavailableError(str(exc)) from exc
-
-    def _pipeline_with_stats(self) -> redis.client.Pipeline:
-        """A pipeline that first carries the stats counted since the last flush."""
-        pipe = self._client.pipeline(transaction=False)
-        if self._hits or self._misses:
-            for kind, counts in (("hits", self._hits), ("misses", self._misses)):
-                for key, n in counts.items():
-                    pipe.hincrby(redis_keys.stats_key(self._env, kind), key, n)
-            if not self._since_set:
-                pipe.set(redis_keys.stats_key(self._env, "since"), format_time(datetime.now(UTC)), nx=True)
-                self._since_set = True
-        return pipe
 
     def _run(self, call: Callable[[redis.Redis], Any]) -> Any:
         """One command (one round trip) on the pooled client, failures translated at the edge."""
@@ -200,33 +185,16 @@ class RedisFlagCache:
         self._script(redis_scripts.SEED, keys, [revision])
 
     def count(self, key: str, *, hit: bool) -> None:
-        (self._hits if hit else self._misses)[key] += 1
+        self._stats.count(key, hit=hit)
 
     def flush_stats(self) -> None:
-        """Send the counts batched since the last flush (the service calls this at most once a second)."""
-        if self._hits or self._misses:
-            with self._guard():
-                self._pipeline_with_stats().execute()
-                self._hits.clear()
-                self._misses.clear()
+        """Send this request's counts without waiting for Redis (see redis_stats)."""
+        with self._guard():
+            self._stats.flush()
 
     def stats(self) -> tuple[dict[str, int], dict[str, int], str | None]:
-        def build(pipe: redis.client.Pipeline) -> None:
-            pipe.hgetall(redis_keys.stats_key(self._env, "hits"))
-            pipe.hgetall(redis_keys.stats_key(self._env, "misses"))
-            pipe.get(redis_keys.stats_key(self._env, "since"))
-
         with self._guard():
-            pipe = self._pipeline_with_stats()
-            build(pipe)
-            hits, misses, since = pipe.execute()[-3:]
-            self._hits.clear()
-            self._misses.clear()
-
-        def ints(raw: dict[bytes, bytes]) -> dict[str, int]:
-            return {k.decode(): int(v) for k, v in raw.items()}
-
-        return ints(hits), ints(misses), since.decode() if since else None
+            return self._stats.read()
 
     def ping(self) -> None:
         self._run(lambda client: client.ping())
