@@ -2,8 +2,9 @@
 
 The counts must be current as of each container's last completed request, yet an in-process hit
 must not pay a Redis round trip for them. So each request's increments go out on a dedicated
-connection whose replies are read only at the next flush (by then they have long arrived): the cost
-on the hot path is one send, and Redis applies the increments in order.
+connection (one per container, beside the pool) whose replies are not waited for: they are read in
+batches, long after they arrived (a few bytes each, far below the socket's buffer). The cost on the
+hot path is one send, and Redis applies the increments in order.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from redis.connection import AbstractConnection
 from flagservice.adapters import redis_keys
 from flagservice.flags.model import format_time
 
+UNREAD_LIMIT = 1000  # replies (about 6 bytes each) left in the socket buffer before they are read
+
 
 class RedisStatsCounter:
     def __init__(self, client: redis.Redis, *, env: str) -> None:
@@ -26,7 +29,7 @@ class RedisStatsCounter:
         self._hits: Counter[str] = Counter()
         self._misses: Counter[str] = Counter()
         self._connection: AbstractConnection | None = None
-        self._unread = 0  # replies of the last flush, not read yet
+        self._unread = 0  # replies sent back for increments and not read yet
         self._since_set = False  # the "counting since" mark is set once per process
 
     def count(self, key: str, *, hit: bool) -> None:
@@ -54,12 +57,13 @@ class RedisStatsCounter:
             return
         try:
             connection = self._open()
-            self._drain(connection)
+            if self._unread >= UNREAD_LIMIT:
+                self._drain(connection)
             connection.send_packed_command(connection.pack_commands(commands), check_health=False)
         except (redis.RedisError, OSError):
             self.close()
             raise
-        self._unread = len(commands)
+        self._unread += len(commands)
         self._since_set = True
         self._hits.clear()
         self._misses.clear()
