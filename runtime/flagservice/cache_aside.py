@@ -270,11 +270,23 @@ class CacheAside:
             self.l1.put(key, entry.flag)
         return len(fresh)
 
+    def _send_stats(self, cache: FlagCache) -> None:
+        """Send the request's counts. A send that does not wait proves nothing about Redis, so unlike
+        `cache_call` it never counts as a success for the breaker (only its failures count)."""
+        if self._failed or not self.breaker.allow():
+            return
+        try:
+            cache.flush_stats()
+        except CacheUnavailableError:
+            self._failed = True
+            self.breaker.record_failure()
+            telemetry.record_count("CacheError")
+
     def finish(self) -> None:
         """End of a request: its counts go to Redis (a send, no wait); once a second, the gauges too."""
         if self.cache is None:
             return
-        self.cache_call(lambda cache: cache.flush_stats())
+        self._send_stats(self.cache)
         if self.clock() - self._last_stats_flush >= GAUGE_SECONDS:
             self._last_stats_flush = self.clock()
             telemetry.record_count("CacheBreakerOpen", 0 if self.breaker.allow() else 1)
