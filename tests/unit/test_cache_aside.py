@@ -183,3 +183,19 @@ def test_list_reports_miss_and_fills_entries(svc: FlagService, cache: InMemoryFl
     assert answer.headers["x-cache"] == "MISS" and set(cache.entries) == {"a", "b"}
     cache.down = True
     assert call("GET", "/flags").headers["x-cache"] == "BYPASS"
+
+
+def test_a_stats_send_into_a_silent_redis_never_closes_the_breaker(
+    svc: FlagService, cache: InMemoryFlagCache, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create()
+    cache.down = True
+    monkeypatch.setattr(cache, "flush_stats", lambda: None)  # a send into a dropped connection "succeeds"
+    for _ in range(3):
+        call("GET", "/flags/checkout")  # three failures: the breaker opens
+    clock.now += 1.5  # past the cooldown: the next Redis call is the one probe
+    call("GET", "/admin/flags/checkout/history", headers=BEARER)  # no cache call, only the stats send
+    attempts = cache.attempts
+    call("GET", "/flags/checkout")
+    call("GET", "/flags/checkout")
+    assert cache.attempts == attempts + 1  # one failed probe re-opened it; the send had not closed it
