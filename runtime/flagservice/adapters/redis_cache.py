@@ -106,25 +106,24 @@ class RedisFlagCache:
 
     def read(self, key: str, *, lease_ms: int = 0) -> CacheRead:
         """A plain MGET (as cheap as a GET); only a missing or expired entry pays for the leasing script."""
-        keys = [redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env)]
+        keys = self._flag_keys(key)
         value, revision = self._run(lambda client: client.mget(keys))
         entry = decode(value) if value is not None else None
         if lease_ms and (entry is None or not entry.fresh(int(time.time() * 1000))):
             return self._read_leasing(key, lease_ms)
-        return CacheRead(entry=entry, revision=int(revision) if revision is not None else None)
+        return CacheRead(entry=entry, revision=_revision(revision))
 
     def _read_leasing(self, key: str, lease_ms: int) -> CacheRead:
         keys = [*self._flag_keys(key), redis_keys.lease_key(self._env, key)]
         value, revision, leased = self._script(redis_scripts.READ, keys, [int(time.time() * 1000), lease_ms])
         entry = decode(value) if value is not None else None
-        return CacheRead(entry=entry, revision=int(revision) if revision is not None else None, leased=bool(leased))
+        return CacheRead(entry=entry, revision=_revision(revision), leased=bool(leased))
 
     def _flag_keys(self, key: str) -> list[str]:
         return [redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env)]
 
     def revision(self) -> int | None:
-        value = self._run(lambda client: client.get(redis_keys.revision_key(self._env)))
-        return int(value) if value is not None else None
+        return _revision(self._run(lambda client: client.get(redis_keys.revision_key(self._env))))
 
     def most_read(self, limit: int) -> list[str]:
         hits = self._run(lambda client: client.hgetall(redis_keys.stats_key(self._env, "hits")))
@@ -136,13 +135,13 @@ class RedisFlagCache:
         *values, revision = self._run(lambda client: client.mget(names))
         decoded = {key: decode(value) for key, value in zip(keys, values, strict=True) if value is not None}
         entries = {key: entry for key, entry in decoded.items() if entry is not None}
-        return entries, int(revision) if revision is not None else None
+        return entries, _revision(revision)
 
     def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
         keys = (redis_keys.snapshot_key(self._env), redis_keys.revision_key(self._env))
         value, revision = self._run(lambda client: client.mget(*keys))
         snapshot = decode_snapshot(value) if value is not None else None
-        return snapshot, int(revision) if revision is not None else None
+        return snapshot, _revision(revision)
 
     def fill_snapshot(self, flags: list[StoredFlag], *, observed_revision: int) -> Guarded:
         soft = int(time.time() * 1000) + int(self._soft_ttl() * 1000)
@@ -165,18 +164,14 @@ class RedisFlagCache:
 
     def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded:
         value, ttl = self._value(flag, version)
-        keys = [
-            redis_keys.flag_key(self._env, key),
-            redis_keys.revision_key(self._env),
-            redis_keys.lease_key(self._env, key),
-        ]
+        keys = [*self._flag_keys(key), redis_keys.lease_key(self._env, key)]
         args = [version, observed_revision, value, ttl]
         return RESULTS[self._script(redis_scripts.FILL, keys, args)]
 
     def apply_write(self, key: str, flag: StoredFlag | None, *, version: int, revision: int) -> Guarded:
         value, ttl = self._value(flag, version)
         previous = redis_keys.flag_key(self._env, key, schema=redis_keys.SCHEMA_VERSION - 1)
-        keys = [redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env), previous]
+        keys = [*self._flag_keys(key), previous]
         args = [version, value, ttl, revision]
         return RESULTS[self._script(redis_scripts.APPLY, keys, args)]
 
@@ -202,3 +197,8 @@ class RedisFlagCache:
     def pool_in_use(self) -> int:
         """Connections checked out of the pool right now (the RedisPoolInUse metric)."""
         return len(self._client.connection_pool._get_in_use_connections())  # noqa: SLF001 - redis-py has no public count
+
+
+def _revision(value: bytes | None) -> int | None:
+    """The revision copy as Redis returned it; None when it is missing (flushed, restarted)."""
+    return int(value) if value is not None else None
