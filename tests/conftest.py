@@ -87,7 +87,10 @@ def embedded_redis_url() -> Iterator[str]:
 def clean_database(url: str) -> None:
     """Empty every table and restart the revision, so each test starts from nothing."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE flags, flag_audit, cache_outbox; ALTER SEQUENCE flag_revision RESTART")
+        conn.execute(
+            "TRUNCATE flags, flag_audit, cache_outbox; ALTER SEQUENCE flag_revision RESTART;"
+            " UPDATE flag_revision_counter SET revision = 0"
+        )
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +14,13 @@ from flagservice.ports import (
     CacheEntry,
     CacheRead,
     CacheSnapshot,
+    Change,
     Guarded,
     HistoryEntry,
     IfMatch,
     OutboxEntry,
+    Signal,
+    SyncState,
     WriteAction,
     WriteResult,
     check_precondition,
@@ -30,6 +34,7 @@ class InMemoryFlagRepository:
         self.rows: dict[str, tuple[int, dict[str, Any] | None, datetime]] = {}
         self.audit: list[HistoryEntry] = []
         self.outbox: dict[int, OutboxEntry] = {}
+        self.applied: dict[int, float] = {}  # outbox id -> when its cache step was applied (kept for repairs)
         self._revision = 0
         self._outbox_ids = 0
         self.down = False
@@ -61,20 +66,31 @@ class InMemoryFlagRepository:
         keys = sorted(k for k, row in self.rows.items() if row[1] is not None and (after is None or k > after))
         return [flag for flag in map(self._stored, keys[:limit]) if flag is not None]
 
+    def list_at_revision(self, *, limit: int) -> tuple[int, list[StoredFlag]]:
+        return self._revision, self.list_flags(after=None, limit=limit)
+
+    def keys_at_revision(self) -> tuple[int, set[str]]:
+        self._check()
+        self.reads += 1
+        return self._revision, {key for key, row in self.rows.items() if row[1] is not None}
+
     def save(self, definition: FlagDefinition, *, action: WriteAction, actor: str, if_match: IfMatch) -> WriteResult:
-        return self._write(definition.key, definition.to_dict(), action, actor, if_match)
+        return self._write(definition.key, lambda _: definition, action, actor, if_match)
+
+    def update(self, key: str, change: Change, *, action: WriteAction, actor: str, if_match: IfMatch) -> WriteResult:
+        return self._write(key, change, action, actor, if_match)
 
     def delete(self, key: str, *, actor: str, if_match: IfMatch) -> WriteResult:
-        return self._write(key, None, WriteAction.DELETE, actor, if_match)
+        return self._write(key, lambda _: None, WriteAction.DELETE, actor, if_match)
 
-    def _write(
-        self, key: str, after: dict[str, Any] | None, action: WriteAction, actor: str, if_match: IfMatch
-    ) -> WriteResult:
+    def _write(self, key: str, change: Change, action: WriteAction, actor: str, if_match: IfMatch) -> WriteResult:
         self._check()
         version, before, _ = self.rows.get(key, (0, None, datetime.now(UTC)))
         check_precondition(key, action, version if before is not None else None, if_match)
         if action is WriteAction.CREATE and before is not None:
             action = WriteAction.REPLACE
+        changed = change(self._stored(key))
+        after = changed.to_dict() if changed is not None else None
         now = datetime.now(UTC)
         self.rows[key] = (version + 1, copy.deepcopy(after), now)
         self._revision += 1
@@ -98,31 +114,57 @@ class InMemoryFlagRepository:
         self._check()
         return self._revision
 
+    def sync_state(self) -> SyncState:
+        self._check()
+        oldest = min((entry.revision for entry in self.outbox.values()), default=None)
+        return SyncState(self._revision, oldest, len(self.outbox) - len(self.applied))
+
     def pending_outbox(self, *, limit: int) -> list[OutboxEntry]:
         self._check()
-        return [self.outbox[i] for i in sorted(self.outbox)][:limit]
+        return [self.outbox[i] for i in sorted(self.outbox) if i not in self.applied][:limit]
+
+    def outbox_since(self, revision: int, *, applied_within_seconds: float, limit: int) -> list[OutboxEntry]:
+        self._check()
+        since = time.time() - applied_within_seconds
+        rows = [e for i, e in self.outbox.items() if e.revision > revision or self.applied.get(i, 0.0) > since]
+        return sorted(rows, key=lambda e: e.revision)[:limit]
 
     def clear_outbox(self, ids: list[int]) -> None:
         self._check()
         for entry_id in ids:
+            if entry_id in self.outbox:
+                self.applied.setdefault(entry_id, time.time())
+
+    def prune_outbox(self, *, older_than_seconds: float, limit: int) -> int:
+        self._check()
+        old = [i for i, at in self.applied.items() if at < time.time() - older_than_seconds][:limit]
+        for entry_id in old:
             self.outbox.pop(entry_id, None)
+            self.applied.pop(entry_id, None)
+        return len(old)
+
+    def pending_count(self) -> int:
+        return len(self.outbox) - len(self.applied)
 
     def ping(self) -> None:
         self._check()
 
+    def available(self) -> bool:
+        return not self.down
+
 
 class InMemoryFlagCache:
-    """The FlagCache port in memory, with the same version guards as the Redis scripts.
+    """The FlagCache port in memory, with the same version guards and key set as the Redis scripts.
 
     `down = True` makes every call fail like an unreachable Redis; `calls` counts round trips.
     """
 
     def __init__(self, *, soft_ttl: float = 300, negative_ttl: int = 30, clock: Any = None) -> None:
-        import time
-
         self.entries: dict[str, CacheEntry] = {}
         self.revision_copy: int | None = None
+        self.changes = 0
         self.snapshot: CacheSnapshot | None = None
+        self.keyset: tuple[int, set[str], float] | None = None  # revision, keys, expiry
         self.leases: dict[str, float] = {}
         self.hits: Counter[str] = Counter()
         self.misses: Counter[str] = Counter()
@@ -147,40 +189,80 @@ class InMemoryFlagCache:
             self.since = self.since or "2026-01-01T00:00:00.000Z"
         self._pending.clear()
 
+    def _signal(self) -> Signal:
+        return Signal(self.revision_copy, self.changes)
+
+    def _lease(self, name: str, lease_ms: int) -> bool:
+        if self.leases.get(name, 0.0) > self.clock():
+            return False
+        self.leases[name] = self.clock() + lease_ms / 1000
+        return True
+
+    def _current_keys(self) -> set[str] | None:
+        if self.keyset is None or self.keyset[2] <= self.clock() or self.revision_copy is None:
+            return None
+        return self.keyset[1] if self.keyset[0] >= self.revision_copy else None
+
     def read(self, key: str, *, lease_ms: int = 0) -> CacheRead:
         self._trip()
         entry = self.entries.get(key)
-        leased = False
-        expired = entry is None or not entry.fresh(int(self.clock() * 1000))
-        if expired and lease_ms > 0 and self.leases.get(key, 0.0) <= self.clock():
-            self.leases[key] = self.clock() + lease_ms / 1000
-            leased = True
-        return CacheRead(entry, self.revision_copy, leased)
+        if entry is not None and entry.fresh(int(self.clock() * 1000)) or lease_ms <= 0:
+            return CacheRead(entry, self._signal())
+        if entry is not None:
+            return CacheRead(entry, self._signal(), leased=self._lease(key, lease_ms))
+        keys = self._current_keys()
+        if keys is not None and key not in keys:
+            return CacheRead(None, self._signal(), absent=True)
+        if keys is not None:
+            return CacheRead(None, self._signal(), leased=self._lease(key, lease_ms))
+        return CacheRead(None, self._signal(), leased=self._lease("#keys", lease_ms), keys_needed=True)
+
+    def signal(self) -> Signal:
+        self._trip()
+        return self._signal()
 
     def revision(self) -> int | None:
-        self._trip()
-        return self.revision_copy
+        return self.signal().revision
 
     def most_read(self, limit: int) -> list[str]:
         self._trip()
         return [key for key, _ in self.hits.most_common(limit)]
 
-    def read_many(self, keys: list[str]) -> tuple[dict[str, CacheEntry], int | None]:
+    def read_many(self, keys: list[str]) -> tuple[dict[str, CacheEntry], Signal]:
         self._trip()
-        return {key: self.entries[key] for key in keys if key in self.entries}, self.revision_copy
+        return {key: self.entries[key] for key in keys if key in self.entries}, self._signal()
 
-    def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
+    def read_snapshot(self, *, lease_ms: int = 0) -> tuple[CacheSnapshot | None, Signal, bool]:
         self._trip()
-        return self.snapshot, self.revision_copy
+        snap = self.snapshot
+        current = (
+            snap is not None and snap.version >= (self.revision_copy or 0) and snap.fresh(int(self.clock() * 1000))
+        )
+        leased = not current and lease_ms > 0 and self._lease("*", lease_ms)
+        return snap, self._signal(), leased
 
-    def fill_snapshot(self, flags: list[StoredFlag], *, observed_revision: int) -> Guarded:
-        self._trip()
+    def _guard(self, observed_revision: int, lease: str) -> Guarded | None:
+        self.leases.pop(lease, None)
         if self.revision_copy is None:
             return Guarded.NO_REVISION
-        newer = self.snapshot is not None and self.snapshot.version > observed_revision
-        if self.revision_copy > observed_revision or newer:
+        return Guarded.REFUSED if self.revision_copy > observed_revision else None
+
+    def fill_snapshot(self, flags: list[StoredFlag], *, revision: int, observed_revision: int) -> Guarded:
+        self._trip()
+        refused = self._guard(observed_revision, "*")
+        if refused is not None:
+            return refused
+        if self.snapshot is not None and self.snapshot.version > revision:
             return Guarded.REFUSED
-        self.snapshot = CacheSnapshot(observed_revision, list(flags), int((self.clock() + self.soft_ttl) * 1000))
+        self.snapshot = CacheSnapshot(revision, list(flags), int((self.clock() + self.soft_ttl) * 1000))
+        return Guarded.STORED
+
+    def fill_keys(self, keys: set[str], *, revision: int, observed_revision: int) -> Guarded:
+        self._trip()
+        refused = self._guard(observed_revision, "#keys")
+        if refused is not None:
+            return refused
+        self.keyset = (revision, set(keys), self.clock() + self.negative_ttl)
         return Guarded.STORED
 
     def _entry(self, flag: StoredFlag | None, version: int) -> CacheEntry:
@@ -189,11 +271,11 @@ class InMemoryFlagCache:
 
     def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded:
         self._trip()
-        self.leases.pop(key, None)
-        if self.revision_copy is None:
-            return Guarded.NO_REVISION
+        refused = self._guard(observed_revision, key)
+        if refused is not None:
+            return refused
         cached = self.entries.get(key)
-        if self.revision_copy > observed_revision or (cached is not None and cached.version > version):
+        if cached is not None and cached.version > version:
             return Guarded.REFUSED
         self.entries[key] = self._entry(flag, version)
         return Guarded.STORED
@@ -203,14 +285,30 @@ class InMemoryFlagCache:
         if self.revision_copy is None:
             return Guarded.NO_REVISION
         cached = self.entries.get(key)
-        if cached is None or cached.version < version:
+        newest = cached is None or cached.version < version
+        if newest:
             self.entries[key] = self._entry(flag, version)
+        if self.keyset is not None and self.keyset[0] >= self.revision_copy:
+            keys = self.keyset[1]
+            if newest:
+                (keys.add if flag is not None else keys.discard)(key)
+            self.keyset = (max(self.keyset[0], revision), keys, self.keyset[2])
         self.revision_copy = max(self.revision_copy, revision)
+        self.changes += 1
         return Guarded.STORED
 
     def seed_revision(self, revision: int) -> None:
         self._trip()
-        self.revision_copy = max(self.revision_copy or 0, revision)
+        if self.revision_copy is None or self.revision_copy < revision:
+            self.revision_copy = revision
+            self.changes += 1
+
+    def drop_all(self) -> None:
+        self._trip()
+        self.entries.clear()
+        self.snapshot = None
+        self.keyset = None
+        self.leases.clear()
 
     def count(self, key: str, *, hit: bool) -> None:
         self._pending.append((key, hit))
@@ -238,4 +336,7 @@ class InMemoryFlagCache:
         """Like FLUSHALL behind the service's back."""
         self.entries.clear()
         self.snapshot = None
+        self.keyset = None
+        self.leases.clear()
         self.revision_copy = None
+        self.changes = 0

@@ -1,34 +1,59 @@
-"""The cache-aside read path and the cache step of writes, with the breaker and the outbox.
+"""The cache-aside read path and the cache step of writes, with the breaker and the trust rule.
 
-Reads: one round trip to Redis (the entry and the environment's revision together); a fresh entry is
-a HIT; a missing or soft-expired one is read from PostgreSQL and filled back (MISS) with a
-version-guarded script; when the refresh fails the last-known-good copy is served (STALE); when
-Redis fails or its breaker is open, PostgreSQL answers alone (BYPASS) and nothing waits on Redis.
+Reads: one round trip to Redis (the entry and the change signal together); a fresh entry is a HIT; a
+missing or soft-expired one is read from PostgreSQL and filled back (MISS) with a version-guarded
+script; when the refresh fails the last-known-good copy is served (STALE). A missing entry asks the
+key set first, so reads of keys that do not exist write nothing to Redis. When Redis fails, its breaker
+is open, or it cannot be trusted (it lost state: its revision is missing or behind one this container
+saw, or it just came back and the background sync has not run yet), PostgreSQL answers (BYPASS).
+
+PostgreSQL is never on the path of a cached read: outbox replay, revision seeding and the comparison
+with PostgreSQL run in the background sync (sync.py), which this path only wakes.
 """
 
 from __future__ import annotations
 
-import contextlib
+import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from flagservice import telemetry
 from flagservice.breaker import CircuitBreaker
 from flagservice.errors import CacheUnavailableError, FlagNotFoundError, StoreUnavailableError
 from flagservice.flags.model import StoredFlag
 from flagservice.l1 import L1Cache
-from flagservice.ports import CacheOutcome, CacheRead, CacheSnapshot, FlagCache, FlagRepository, Guarded, WriteResult
+from flagservice.ports import (
+    CacheEntry,
+    CacheOutcome,
+    CacheRead,
+    CacheSnapshot,
+    FlagCache,
+    FlagRepository,
+    Guarded,
+    Signal,
+    WriteResult,
+)
 
 T = TypeVar("T")
 GAUGE_SECONDS = 1.0  # gauges (breaker, pool) are sampled once a second, not per request
-LEASE_MS = 2000  # a refill lease outlives any database read (statement timeout 2 s)
+LEASE_MS = 2000  # a refill lease outlives any database read (read deadline 1 s)
 LEASE_WAIT = 0.2  # how long a follower waits for the lease holder's fill before reading itself
 LEASE_POLL = 0.01
 MAX_FLAGS = 10_000
 WARM_FLAGS = 100  # bulk evaluation covers every flag of an environment
 SNAPSHOT = "*"  # the hook key of the all-flags snapshot
+
+
+class Unavailable(enum.Enum):
+    """The cache could not be asked (failed, breaker open, or failed earlier in this request)."""
+
+    CACHE = "unavailable"
+
+
+UNAVAILABLE = Unavailable.CACHE
+Answer = tuple[StoredFlag | None, CacheOutcome]
 
 
 @dataclass
@@ -47,27 +72,40 @@ class Lookup:
     outcome: CacheOutcome
 
 
+@dataclass(frozen=True)
+class FlagSet:
+    """Every live flag for bulk evaluation, the committed revision they are the state of, and the basis
+    of their ETag (the revision, or for a STALE overlay the versions it is made of)."""
+
+    flags: list[StoredFlag]
+    revision: int
+    outcome: CacheOutcome
+    etag_basis: str
+
+
 @dataclass
 class CacheAside:
     repository: FlagRepository
     cache: FlagCache | None
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     hooks: RaceHooks = field(default_factory=RaceHooks)
-    outbox_interval: float = 2.0
     clock: Callable[[], float] = time.monotonic
     l1: L1Cache[Any] = field(default_factory=lambda: L1Cache(max_age=1.0))
-    _last_replay: float = float("-inf")
-    _last_stats_flush: float = float("-inf")
+    on_suspect: Callable[[], object] = lambda: None  # wakes the background sync
+    high_water: int = 0  # the highest revision this container saw Redis hold
+    trusted: bool = True  # False until the background sync has checked a Redis that lost state or came back
+    outbox_pending: int = 0  # reported by the background sync, published with the gauges
+    _last_gauges: float = float("-inf")
     _failed: bool = False
 
     def begin(self) -> None:
         """Start of a request: after one Redis failure in a request, the rest of it skips Redis."""
         self._failed = False
 
-    def cache_call(self, call: Callable[[FlagCache], T]) -> T | None:
-        """Call Redis unless it failed in this request or its breaker is open; None means "unavailable"."""
+    def cache_call(self, call: Callable[[FlagCache], T]) -> T | Literal[Unavailable.CACHE]:
+        """Call Redis unless it failed in this request or its breaker is open."""
         if self.cache is None or self._failed or not self.breaker.allow():
-            return None
+            return UNAVAILABLE
         try:
             result = call(self.cache)
         except CacheUnavailableError as exc:
@@ -75,19 +113,40 @@ class CacheAside:
             self.breaker.record_failure()
             telemetry.record_count("CacheError")
             telemetry.logger.warning("cache unavailable", error=str(exc)[:200])
-            return None
+            return UNAVAILABLE
         if self.breaker.record_success():
-            telemetry.logger.info("cache is back: replaying the outbox before trusting it")
-            self.replay_outbox()
-            return self.cache_call(call)  # the probe's answer predates the replay: ask again, never serve it
+            telemetry.logger.info("cache is back: reads bypass it until the background sync replayed the outbox")
+            self.suspect()
         return result
+
+    def suspect(self) -> None:
+        """Stop trusting Redis until the background sync has compared it with PostgreSQL and repaired it."""
+        self.trusted = False
+        self.l1.clear()
+        self.on_suspect()
+
+    def synced(self, revision: int) -> None:
+        """The background sync repaired Redis up to `revision`: trust it again."""
+        self.high_water = max(self.high_water, revision)
+        self.trusted = True
+
+    def _trust(self, signal: Signal) -> bool:
+        """Redis is trusted unless it lost state (its revision missing, or behind one this container saw)."""
+        if signal.revision is None or signal.revision < self.high_water:
+            if self.trusted:
+                telemetry.logger.warning("cache lost state", seen=self.high_water, cache=signal.revision)
+                self.suspect()
+            return False
+        self.high_water = signal.revision
+        return self.trusted
+
+    # -- one flag -------------------------------------------------------------------------------------
 
     def lookup(self, key: str) -> Lookup:
         """The flag for `key`, or FlagNotFoundError / StoreUnavailableError (never a cache error)."""
         started = time.perf_counter()
-        self._replay_if_due()
         flag, outcome = self._from_l1(key) or self._from_shared(key)
-        if self.cache is not None:
+        if flag is not None and self.cache is not None:
             self.cache.count(key, hit=outcome in (CacheOutcome.HIT, CacheOutcome.STALE))
         telemetry.record_lookup(key, outcome.value, (time.perf_counter() - started) * 1000)
         if flag is None:
@@ -95,162 +154,201 @@ class CacheAside:
         return Lookup(flag, outcome)
 
     def _validated_l1(self, key: str) -> tuple[bool, Any]:
-        """An L1 entry, revalidated against the revision first if its last validation is > 250 ms old."""
+        """An L1 entry, revalidated against the signal first if its last validation is > 250 ms old."""
         found, value = self.l1.get(key)
         if found and self.l1.needs_validation:
-            seen = self.cache_call(lambda cache: [cache.revision()])
-            if seen is None:
+            signal = self.cache_call(lambda cache: cache.signal())
+            if signal is UNAVAILABLE or not self._trust(signal):
                 self.l1.clear()
                 return False, None
-            self.l1.observe(seen[0])
+            self.l1.observe(signal)
             found, value = self.l1.get(key)
         return found, value
 
-    def _from_l1(self, key: str) -> tuple[StoredFlag | None, CacheOutcome] | None:
+    def _from_l1(self, key: str) -> Answer | None:
         found, flag = self._validated_l1(key)
         return (flag, CacheOutcome.HIT) if found else None
 
-    def _from_shared(self, key: str) -> tuple[StoredFlag | None, CacheOutcome]:
-        read = self.cache_call(lambda cache: cache.read(key, lease_ms=LEASE_MS))
-        if read is None:
-            self.l1.clear()
-            return self.repository.get(key), CacheOutcome.BYPASS
-        self.l1.observe(read.revision)
-        entry = read.entry
-        if entry is not None and entry.fresh(int(time.time() * 1000)):
-            self.l1.put(key, entry.flag)
-            return entry.flag, CacheOutcome.HIT
-        if not read.leased:
-            if entry is not None:
-                return entry.flag, CacheOutcome.HIT  # another container is refilling it: serve the previous value
-            read = self._await_refill(key) or read
-            if read.entry is not None and not read.leased:
-                self.l1.put(key, read.entry.flag)
-                return read.entry.flag, CacheOutcome.HIT
-        return self._refill(key, read)
-
-    def _await_refill(self, key: str) -> CacheRead | None:
-        """Wait briefly for the lease holder's fill; take the lease over if it lapses (its holder died)."""
+    def _from_shared(self, key: str) -> Answer:
+        """Redis, or PostgreSQL when Redis cannot answer; a follower of another container's refill waits
+        up to LEASE_WAIT for it, then reads PostgreSQL itself (at most one read per process)."""
         deadline = time.monotonic() + LEASE_WAIT
-        while time.monotonic() < deadline:
-            time.sleep(LEASE_POLL)
+        retried = False
+        while True:
             read = self.cache_call(lambda cache: cache.read(key, lease_ms=LEASE_MS))
-            if read is None or read.entry is not None or read.leased:
-                return read
+            if read is UNAVAILABLE:
+                return self._bypass(key, None)
+            if not self._trust(read.signal):
+                if self.trusted and not retried:  # an inline sync has just repaired it: read again
+                    retried = True
+                    continue
+                return self._bypass(key, read.entry)
+            self.l1.observe(read.signal)
+            answer = self._answer(key, read)
+            if answer is not None:
+                return answer
+            if time.monotonic() >= deadline:
+                return self._refill(key, read)
+            time.sleep(LEASE_POLL)
+
+    def _answer(self, key: str, read: CacheRead) -> Answer | None:
+        """What one cache read can answer; None while another container refills what this read needs."""
+        entry = read.entry
+        if read.absent:
+            return None, CacheOutcome.HIT
+        if entry is not None and entry.fresh(_now_ms()):
+            if entry.flag is not None:
+                self.l1.put(key, entry.flag)
+            return entry.flag, CacheOutcome.HIT
+        if read.leased:
+            return self._rebuild_keys(key, read) if read.keys_needed else self._refill(key, read)
+        if entry is not None:  # expired, and another container is refreshing it: serve the previous value
+            return entry.flag, CacheOutcome.HIT if self.repository.available() else CacheOutcome.STALE
         return None
 
-    def _refill(self, key: str, read: CacheRead) -> tuple[StoredFlag | None, CacheOutcome]:
+    def _bypass(self, key: str, fallback: CacheEntry | None) -> Answer:
+        """PostgreSQL answers alone; if it cannot either, an untrusted Redis copy is better than nothing."""
+        self.l1.clear()
+        try:
+            return self.repository.get(key), CacheOutcome.BYPASS
+        except StoreUnavailableError:
+            if fallback is not None and fallback.flag is not None:
+                return fallback.flag, CacheOutcome.STALE
+            raise
+
+    def _refill(self, key: str, read: CacheRead) -> Answer:
         entry = read.entry
         try:
-            observed = read.revision if read.revision is not None else self.seed_revision()
             flag = self.repository.get(key)
         except StoreUnavailableError:
             if entry is not None and entry.flag is not None:
                 return entry.flag, CacheOutcome.STALE
             raise
         self.hooks.after_repository_read(key)
-        self.fill(key, flag, observed)
-        self.l1.put(key, flag)
+        if flag is not None and read.revision is not None:
+            self.fill(key, flag, read.revision)
+            self.l1.put(key, flag)
         return flag, CacheOutcome.MISS
 
-    def all_flags(self) -> tuple[list[StoredFlag], int, CacheOutcome]:
-        """Every live flag and the revision they belong to, from the snapshot when it is current.
+    def _rebuild_keys(self, key: str, read: CacheRead) -> Answer:
+        """This caller holds the key set's lease: one database read answers every missing key for a while."""
+        revision, keys = self.repository.keys_at_revision()
+        self.hooks.after_repository_read(key)
+        if read.revision is not None:
+            observed = read.revision
+            self.cache_call(lambda cache: cache.fill_keys(keys, revision=revision, observed_revision=observed))
+        if key not in keys:
+            return None, CacheOutcome.MISS
+        return self._refill(key, read)
 
-        The snapshot is valid only for the revision it was built at, so writers never touch it: a
-        write moves the revision on and the next bulk read rebuilds it (one database read).
+    def fill(self, key: str, flag: StoredFlag, observed_revision: int) -> None:
+        """Store what PostgreSQL said, unless a write was applied since `observed_revision` was read.
+
+        `observed_revision` must have been read from Redis before the database read: that ordering is
+        what lets the script refuse a fill that a write overtook.
+        """
+        self.cache_call(lambda c: c.fill(key, flag, version=flag.version, observed_revision=observed_revision))
+
+    # -- every flag (bulk evaluation) -----------------------------------------------------------------
+
+    def all_flags(self) -> FlagSet:
+        """Every live flag, from a snapshot never older than a write applied to Redis.
+
+        The snapshot is built from one consistent database read (the flags and the committed revision
+        they are the state of) and is current while no write with a higher revision was applied. Its
+        rebuild has a lease like a flag's refill; while PostgreSQL cannot rebuild it, an outdated
+        snapshot is served with every newer per-flag entry from Redis laid over it (STALE).
         """
         found, held = self._validated_l1(SNAPSHOT)
         if found:
-            return held.flags, held.version, CacheOutcome.HIT
-        read = self.cache_call(lambda cache: cache.read_snapshot())
-        if read is None:
-            self.l1.clear()
-            current = self.repository.revision()  # before the list: an ETag never claims newer flags
-            return self._listed(), current, CacheOutcome.BYPASS
-        snapshot, revision = read
-        self.l1.observe(revision)
-        now_ms = int(time.time() * 1000)
-        if snapshot is not None and snapshot.version == revision and snapshot.fresh(now_ms):
+            return FlagSet(held.flags, held.version, CacheOutcome.HIT, str(held.version))
+        deadline = time.monotonic() + LEASE_WAIT
+        retried = False
+        while True:
+            got = self.cache_call(lambda cache: cache.read_snapshot(lease_ms=LEASE_MS))
+            if got is UNAVAILABLE:
+                return self._bulk_bypass(None)
+            snapshot, signal, leased = got
+            if not self._trust(signal):
+                if self.trusted and not retried:  # an inline sync has just repaired it: read again
+                    retried = True
+                    continue
+                return self._bulk_bypass(snapshot)
+            self.l1.observe(signal)
+            answer = self._bulk_answer(snapshot, signal, leased, waited=time.monotonic() >= deadline)
+            if answer is not None:
+                return answer
+            time.sleep(LEASE_POLL)
+
+    def _bulk_answer(
+        self, snapshot: CacheSnapshot | None, signal: Signal, leased: bool, *, waited: bool
+    ) -> FlagSet | None:
+        revision = signal.revision or 0
+        current = snapshot is not None and snapshot.version >= revision
+        if snapshot is not None and current and snapshot.fresh(_now_ms()):
             self.l1.put(SNAPSHOT, snapshot)
-            return snapshot.flags, snapshot.version, CacheOutcome.HIT
+            return FlagSet(snapshot.flags, snapshot.version, CacheOutcome.HIT, str(snapshot.version))
+        if leased or waited:
+            return self._rebuild_snapshot(snapshot, revision)
+        if snapshot is not None and not self.repository.available():
+            return self._overlaid(snapshot)
+        if snapshot is not None and current:  # expired, another container is rebuilding it
+            return FlagSet(snapshot.flags, snapshot.version, CacheOutcome.HIT, str(snapshot.version))
+        return None
+
+    def _rebuild_snapshot(self, snapshot: CacheSnapshot | None, observed: int) -> FlagSet:
         try:
-            observed = revision if revision is not None else self.seed_revision()
-            flags = self._listed()
+            revision, flags = self.repository.list_at_revision(limit=MAX_FLAGS)
         except StoreUnavailableError:
             if snapshot is None:
                 raise
-            return snapshot.flags, snapshot.version, CacheOutcome.STALE
+            return self._overlaid(snapshot)
         self.hooks.after_repository_read(SNAPSHOT)
-        stored = self.cache_call(lambda cache: cache.fill_snapshot(flags, observed_revision=observed))
+        stored = self.cache_call(lambda c: c.fill_snapshot(flags, revision=revision, observed_revision=observed))
         if stored is Guarded.STORED:
-            self.l1.put(SNAPSHOT, CacheSnapshot(observed, flags, now_ms + 1))
-        return flags, observed, CacheOutcome.MISS
+            self.l1.put(SNAPSHOT, CacheSnapshot(revision, flags, _now_ms() + 1))
+        return FlagSet(flags, revision, CacheOutcome.MISS, str(revision))
 
-    def _listed(self) -> list[StoredFlag]:
-        return self.repository.list_flags(after=None, limit=MAX_FLAGS)
+    def _bulk_bypass(self, snapshot: CacheSnapshot | None) -> FlagSet:
+        self.l1.clear()
+        try:
+            revision, flags = self.repository.list_at_revision(limit=MAX_FLAGS)
+        except StoreUnavailableError:
+            if snapshot is None:
+                raise
+            return self._overlaid(snapshot)
+        return FlagSet(flags, revision, CacheOutcome.BYPASS, str(revision))
 
-    def fill(self, key: str, flag: StoredFlag | None, observed_revision: int | None) -> None:
-        """Store what PostgreSQL said, unless a write was applied since `observed_revision` was read.
+    def _overlaid(self, snapshot: CacheSnapshot) -> FlagSet:
+        """An outdated snapshot with every newer per-flag entry in Redis laid over it (deletes included):
+        never an older snapshot over a newer kill switch. Its ETag names the versions it is made of."""
+        got = self.cache_call(lambda cache: cache.read_many([flag.key for flag in snapshot.flags]))
+        entries = got[0] if got is not UNAVAILABLE else {}
+        flags: list[StoredFlag] = []
+        for flag in snapshot.flags:
+            entry = entries.get(flag.key)
+            newer = entry is not None and entry.version > flag.version
+            if not newer:
+                flags.append(flag)
+            elif entry is not None and entry.flag is not None:
+                flags.append(entry.flag)
+        basis = f"{snapshot.version}~" + ",".join(f"{flag.key}={flag.version}" for flag in flags)
+        return FlagSet(flags, snapshot.version, CacheOutcome.STALE, basis)
 
-        `observed_revision` must have been read (from Redis, or seeded from PostgreSQL) before the
-        database read: that ordering is what lets the script refuse a fill that a write overtook.
-        """
-        version = flag.version if flag is not None else 0
-        if observed_revision is None:
-            self._try_seed()
-            return
-        result = self.cache_call(lambda c: c.fill(key, flag, version=version, observed_revision=observed_revision))
-        if result is Guarded.NO_REVISION:
-            self._try_seed()
-
-    def seed_revision(self) -> int:
-        """After a flush or restart the revision copy is gone: copy it back from PostgreSQL's sequence."""
-        revision = self.repository.revision()
-        self.cache_call(lambda cache: cache.seed_revision(revision))
-        return revision
-
-    def _try_seed(self) -> None:
-        with contextlib.suppress(StoreUnavailableError):
-            self.seed_revision()
+    # -- writes ---------------------------------------------------------------------------------------
 
     def apply_write(self, result: WriteResult) -> bool:
-        """A committed write's cache step; True when Redis took it (the outbox row can go)."""
+        """A committed write's cache step; True when Redis took it (the outbox row can be marked applied)."""
         self.hooks.before_cache_step(result.key)
         self.l1.clear()  # read-your-writes in this container, without waiting for revalidation
-        return self._apply(result.key, result.flag, result.version, result.revision)
-
-    def _apply(self, key: str, flag: StoredFlag | None, version: int, revision: int) -> bool:
-        outcome = self.cache_call(lambda c: c.apply_write(key, flag, version=version, revision=revision))
+        outcome = self.cache_call(
+            lambda c: c.apply_write(result.key, result.flag, version=result.version, revision=result.revision)
+        )
         if outcome is Guarded.NO_REVISION:
-            self._try_seed()
-            outcome = self.cache_call(lambda c: c.apply_write(key, flag, version=version, revision=revision))
+            self.on_suspect()  # the background sync seeds the revision and replays this write's row
         return outcome is Guarded.STORED
 
-    def _replay_if_due(self) -> None:
-        if self.cache is not None and self.clock() - self._last_replay >= self.outbox_interval:
-            self.replay_outbox()
-
-    def replay_outbox(self) -> int:
-        """Apply every pending cache step with the flag's current state; return how many were cleared."""
-        self._last_replay = self.clock()
-        try:
-            pending = self.repository.pending_outbox(limit=100)
-            telemetry.record_count("OutboxPending", len(pending))
-            if not pending:
-                return 0
-            current = self.repository.get_many(sorted({entry.key for entry in pending}))
-        except StoreUnavailableError:
-            return 0
-        revision = max(entry.revision for entry in pending)
-        done = [e.id for e in pending if self._replay_one(e.key, current.get(e.key), e.version, revision)]
-        try:
-            self.repository.clear_outbox(done)
-        except StoreUnavailableError:
-            return 0
-        return len(done)
-
-    def _replay_one(self, key: str, flag: StoredFlag | None, version: int, revision: int) -> bool:
-        return self._apply(key, flag, flag.version if flag is not None else version, revision)
+    # -- container start and request end --------------------------------------------------------------
 
     def warm(self, *, limit: int = WARM_FLAGS) -> int:
         """Load the most-read flags (counted across all containers) into L1: two round trips, no database.
@@ -258,16 +356,18 @@ class CacheAside:
         Runs in Lambda's init phase and at local worker start; bounded by the Redis timeouts, and
         every error is swallowed (a cold container simply starts cold). Returns how many it loaded.
         """
-        keys = self.cache_call(lambda cache: cache.most_read(limit)) or []
-        got = self.cache_call(lambda cache: cache.read_many(keys)) if keys else None
-        if got is None:
+        keys = self.cache_call(lambda cache: cache.most_read(limit))
+        if keys is UNAVAILABLE or not keys:
             return 0
-        entries, revision = got
-        self.l1.observe(revision)
-        now_ms = int(time.time() * 1000)
-        fresh = {key: entry for key, entry in entries.items() if entry.fresh(now_ms)}
-        for key, entry in fresh.items():
-            self.l1.put(key, entry.flag)
+        got = self.cache_call(lambda cache: cache.read_many(keys))
+        if got is UNAVAILABLE or not self._trust(got[1]):
+            return 0
+        entries, signal = got
+        self.l1.observe(signal)
+        now_ms = _now_ms()
+        fresh = {key: entry.flag for key, entry in entries.items() if entry.fresh(now_ms) and entry.flag is not None}
+        for key, flag in fresh.items():
+            self.l1.put(key, flag)
         return len(fresh)
 
     def _send_stats(self, cache: FlagCache) -> None:
@@ -287,7 +387,12 @@ class CacheAside:
         if self.cache is None:
             return
         self._send_stats(self.cache)
-        if self.clock() - self._last_stats_flush >= GAUGE_SECONDS:
-            self._last_stats_flush = self.clock()
+        if self.clock() - self._last_gauges >= GAUGE_SECONDS:
+            self._last_gauges = self.clock()
             telemetry.record_count("CacheBreakerOpen", 0 if self.breaker.allow() else 1)
             telemetry.record_count("RedisPoolInUse", self.cache.pool_in_use())
+            telemetry.record_count("OutboxPending", self.outbox_pending)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

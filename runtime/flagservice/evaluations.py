@@ -62,10 +62,10 @@ def evaluate_one(reads: CacheAside, key: str, context: Mapping[str, Any]) -> tup
     return result, lookup.outcome
 
 
-def bulk_etag(revision: int, context: Mapping[str, Any]) -> str:
-    """A quoted hash of the flag-set revision and the canonical context."""
+def bulk_etag(basis: str, context: Mapping[str, Any]) -> str:
+    """A quoted hash of the flag set (its revision, or the versions it is made of) and the canonical context."""
     canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return '"' + hashlib.sha256(f"{revision}\n{canonical}".encode()).hexdigest()[:32] + '"'
+    return '"' + hashlib.sha256(f"{basis}\n{canonical}".encode()).hexdigest()[:32] + '"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -76,8 +76,8 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 
 def evaluate_all(reads: CacheAside, context: Mapping[str, Any], if_none_match: str | None) -> BulkAnswer:
-    flags, revision, outcome = reads.all_flags()
-    etag = bulk_etag(revision, context)
+    flag_set = reads.all_flags()
+    etag = bulk_etag(flag_set.etag_basis, context)
     if etag_matches(if_none_match, etag):
-        return BulkAnswer(None, etag, outcome)
-    return BulkAnswer([answer(flag, context) for flag in flags], etag, outcome)
+        return BulkAnswer(None, etag, flag_set.outcome)
+    return BulkAnswer([answer(flag, context) for flag in flag_set.flags], etag, flag_set.outcome)

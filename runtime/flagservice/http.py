@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from flagservice.errors import ParseError, PayloadTooLargeError, VersionConflictError
+from flagservice.errors import ParseError, PayloadTooLargeError
 from flagservice.ports import CacheOutcome, IfMatch
 
 MAX_BODY_BYTES = 32 * 1024
@@ -53,16 +53,23 @@ def json_object(event: APIGatewayProxyEvent) -> dict[str, Any]:
 
 
 def if_match(event: APIGatewayProxyEvent) -> IfMatch:
-    """`If-Match` as `"N"`, `N` or `*`; anything else can match no version."""
+    """`If-Match` as `*` or a comma-separated list of `"N"` / `N` validators.
+
+    RFC 9110 strong comparison: a weak validator (`W/"N"`) or anything unparseable matches no version
+    (an empty set: 412 once the flag is known to exist, 404 before that).
+    """
     value = event.headers.get("if-match")
     if value is None:
         return None
-    value = value.strip()
-    if value == "*":
+    if value.strip() == "*":
         return "*"
-    digits = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    return frozenset(version for part in value.split(",") if (version := _strong_version(part.strip())) is not None)
+
+
+def _strong_version(validator: str) -> int | None:
+    digits = validator[1:-1] if len(validator) >= 2 and validator[0] == validator[-1] == '"' else validator
     if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
-        raise VersionConflictError(f"If-Match {value!r} matches no version")
+        return None
     return int(digits)
 
 

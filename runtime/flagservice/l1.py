@@ -1,16 +1,17 @@
 """The in-process (L1) cache: answers without a Redis round trip, never wrong for long.
 
-Every entry remembers the environment revision it was loaded under. The whole cache is valid while
-that revision is current: it is revalidated (one small Redis read, or for free with any other Redis
-read) at most `revalidate_after` seconds after its last validation, and cleared when the revision
-moved. An entry is never served older than `max_age` seconds, whatever the revision says. A frozen
-Lambda container thaws with an old validation time, so its first request revalidates.
+Every entry belongs to the change signal it was loaded under. The whole cache is valid while that
+signal is current: it is revalidated (one small Redis read, or for free with any other Redis read) at
+most `revalidate_after` seconds after its last validation, and cleared when the signal moved. An entry
+is never served older than `max_age` seconds, whatever the signal says. Ages are measured by the wall
+clock: a frozen Lambda container's monotonic clock may stand still while it is frozen, so it could
+thaw believing its copies young; by the wall clock its first request after a gap revalidates.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -28,9 +29,9 @@ class _Slot(Generic[V]):
 class L1Cache(Generic[V]):
     max_age: float
     revalidate_after: float = REVALIDATE_AFTER
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.time
     max_entries: int = 10_000
-    revision: int | None = None
+    signal: Hashable | None = None
     _validated_at: float = float("-inf")
     _slots: dict[str, _Slot[V]] = field(default_factory=dict)
 
@@ -45,15 +46,15 @@ class L1Cache(Generic[V]):
     def needs_validation(self) -> bool:
         return self.clock() - self._validated_at > self.revalidate_after
 
-    def observe(self, revision: int | None) -> None:
-        """The revision Redis holds now (from any read): keep the entries if unchanged, else drop them."""
-        if revision is None or revision != self.revision:
+    def observe(self, signal: Hashable | None) -> None:
+        """The signal Redis holds now (from any read): keep the entries if unchanged, else drop them."""
+        if signal is None or signal != self.signal:
             self._slots.clear()
-            self.revision = revision
+            self.signal = signal
         self._validated_at = self.clock()
 
     def put(self, key: str, value: V) -> None:
-        if self.revision is None:
+        if self.signal is None:
             return  # nothing to validate against: do not keep it
         if len(self._slots) >= self.max_entries:
             self._slots.clear()
@@ -62,7 +63,7 @@ class L1Cache(Generic[V]):
     def clear(self) -> None:
         """Forget everything (Redis lost: nothing can be validated)."""
         self._slots.clear()
-        self.revision = None
+        self.signal = None
         self._validated_at = float("-inf")
 
     def __len__(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -11,8 +11,12 @@ from typing import Any, Literal, Protocol
 from flagservice.errors import FlagNotFoundError, VersionConflictError
 from flagservice.flags.model import FlagDefinition, StoredFlag
 
-IfMatch = int | Literal["*"] | None
-"""Expected current version: a number, "*" (the flag must exist), or None (no precondition)."""
+IfMatch = frozenset[int] | Literal["*"] | None
+"""Expected current version: any of a set of numbers (empty: nothing matches, e.g. a weak validator),
+"*" (the flag must exist), or None (no precondition)."""
+
+Change = Callable[[StoredFlag | None], FlagDefinition | None]
+"""A write as a function of the flag's current state, applied under the row lock (None deletes)."""
 
 
 class WriteAction(StrEnum):
@@ -86,8 +90,8 @@ def check_precondition(key: str, action: WriteAction, live_version: int | None, 
         raise FlagNotFoundError("no such flag", key=key)
     if if_match == "*" and live_version is None:
         raise VersionConflictError("If-Match: * but the flag does not exist", key=key)
-    if isinstance(if_match, int) and if_match != live_version:
-        raise VersionConflictError(f"If-Match {if_match} does not match version {live_version}", key=key)
+    if isinstance(if_match, frozenset) and live_version not in if_match:
+        raise VersionConflictError(f"If-Match does not match version {live_version}", key=key)
 
 
 @dataclass(frozen=True)
@@ -115,12 +119,46 @@ class CacheSnapshot:
 
 
 @dataclass(frozen=True)
+class Signal:
+    """The environment's change signal as Redis holds it, read with every cache read.
+
+    `revision` is the highest committed revision whose cache step Redis took (None: Redis lost it, e.g.
+    flushed); `changes` moves with every applied cache step, in whatever order they land, so an in-process
+    copy notices a write applied after a newer one. Both may go back after a failover: any difference
+    invalidates what a container holds.
+    """
+
+    revision: int | None
+    changes: int = 0
+
+
+@dataclass(frozen=True)
 class CacheRead:
-    """What one round trip to the cache saw: the entry and the environment's revision (None if unknown)."""
+    """What one round trip to the cache saw: the entry and the signal.
+
+    `leased`: this caller holds the refill lease (of the entry, or of the key set when `keys_needed`).
+    `absent`: the key set, current at this revision, says there is no such flag.
+    `keys_needed`: the entry is missing and no current key set can tell whether the flag exists.
+    """
 
     entry: CacheEntry | None
-    revision: int | None
-    leased: bool = False  # this caller holds the refill lease for a missing or expired entry
+    signal: Signal
+    leased: bool = False
+    absent: bool = False
+    keys_needed: bool = False
+
+    @property
+    def revision(self) -> int | None:
+        return self.signal.revision
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What the database says, for the background comparison with Redis."""
+
+    revision: int  # committed revision
+    oldest_kept: int | None  # the oldest outbox row's revision (rows are kept for repairs)
+    pending: int  # cache steps not applied yet
 
 
 class Guarded(StrEnum):
@@ -139,8 +177,11 @@ class FlagCache(Protocol):
     """
 
     def read(self, key: str, *, lease_ms: int = 0) -> CacheRead:
-        """The entry and the revision; with `lease_ms`, a missing or expired entry's refill lease too."""
+        """The entry and the signal; with `lease_ms`, a missing or expired entry's refill lease too, and
+        for a missing entry the key set's verdict (absent) or its rebuild lease."""
         ...
+
+    def signal(self) -> Signal: ...
 
     def revision(self) -> int | None: ...
 
@@ -148,16 +189,27 @@ class FlagCache(Protocol):
         """The keys with the most hits across all containers (for warming a new container)."""
         ...
 
-    def read_many(self, keys: list[str]) -> tuple[dict[str, CacheEntry], int | None]:
-        """The entries present among `keys` and the revision, in one round trip (no leases)."""
+    def read_many(self, keys: list[str]) -> tuple[dict[str, CacheEntry], Signal]:
+        """The entries present among `keys` and the signal, in one round trip (no leases)."""
         ...
 
-    def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
-        """The snapshot of all flags and the current revision, in one round trip."""
+    def read_snapshot(self, *, lease_ms: int = 0) -> tuple[CacheSnapshot | None, Signal, bool]:
+        """The snapshot of all flags and the signal; with `lease_ms`, the rebuild lease when the snapshot
+        is missing, expired or older than the revision (third item: this caller holds it)."""
         ...
 
-    def fill_snapshot(self, flags: list[StoredFlag], *, observed_revision: int) -> Guarded:
-        """Store all flags as of `observed_revision` (refused if a write was applied since)."""
+    def fill_snapshot(self, flags: list[StoredFlag], *, revision: int, observed_revision: int) -> Guarded:
+        """Store all flags as of committed `revision` (refused if a write was applied since the reader
+        saw `observed_revision`, or a newer snapshot is there)."""
+        ...
+
+    def fill_keys(self, keys: set[str], *, revision: int, observed_revision: int) -> Guarded:
+        """Store the set of existing keys as of committed `revision`, guarded like a fill; it answers
+        "no such flag" for `NEGATIVE_TTL_SECONDS` and writes keep it current meanwhile."""
+        ...
+
+    def drop_all(self) -> None:
+        """Forget every entry, snapshot and key set of the environment (a Redis that lost state)."""
         ...
 
     def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded: ...
@@ -203,6 +255,16 @@ class FlagRepository(Protocol):
         (the result says CREATE or REPLACE); PATCH, REPLACE and REVERT need an existing flag."""
         ...
 
+    def update(self, key: str, change: Change, *, action: WriteAction, actor: str, if_match: IfMatch) -> WriteResult:
+        """Store `change(current)` as a new version, computed under the row lock (never from a stale read)."""
+        ...
+
+    def list_at_revision(self, *, limit: int) -> tuple[int, list[StoredFlag]]:
+        """Every live flag and the committed revision it is exactly the state of."""
+        ...
+
+    def keys_at_revision(self) -> tuple[int, set[str]]: ...
+
     def delete(self, key: str, *, actor: str, if_match: IfMatch) -> WriteResult: ...
 
     def history(self, key: str, *, before_version: int | None, limit: int) -> list[HistoryEntry]:
@@ -215,10 +277,22 @@ class FlagRepository(Protocol):
         """The environment's revision: bumped by every write, never reused."""
         ...
 
+    def sync_state(self) -> SyncState: ...
+
     def pending_outbox(self, *, limit: int) -> list[OutboxEntry]: ...
 
-    def clear_outbox(self, ids: list[int]) -> None: ...
+    def outbox_since(self, revision: int, *, applied_within_seconds: float, limit: int) -> list[OutboxEntry]: ...
+
+    def clear_outbox(self, ids: list[int]) -> None:
+        """Mark rows applied (kept a while for repairs)."""
+        ...
+
+    def prune_outbox(self, *, older_than_seconds: float, limit: int) -> int: ...
 
     def ping(self) -> None:
         """Raise StoreUnavailableError unless the database answers."""
+        ...
+
+    def available(self) -> bool:
+        """False while the database's breaker is open (no I/O)."""
         ...

@@ -13,18 +13,18 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from flagservice import evaluations
-from flagservice.cache_aside import CacheAside, Lookup
-from flagservice.errors import FlagNotFoundError, InvalidFlagError, StoreUnavailableError, VersionConflictError
+from flagservice.cache_aside import UNAVAILABLE, CacheAside, Lookup
+from flagservice.errors import InvalidFlagError, StoreUnavailableError
 from flagservice.evaluations import BulkAnswer, FlagAnswer
 from flagservice.flags.model import FlagDefinition, StoredFlag, format_time
 from flagservice.ports import CacheOutcome, FlagCache, FlagRepository, HistoryEntry, IfMatch, WriteAction, WriteResult
+from flagservice.sync import sync_inline
 from flagservice.telemetry import logger
 from flagservice.validation import parse_definition
 
 P = ParamSpec("P")
 R = TypeVar("R")
 REQUIRED_FIELDS = frozenset({"key", "enabled"})
-PATCH_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ class FlagService:
 
     def __init__(self, repository: FlagRepository, cache: FlagCache | None = None, *, reads: CacheAside | None = None):
         self._repository = repository
-        self.reads = reads or CacheAside(repository, cache)
+        # Without a CacheAside of its own (tests, embedders), the sync runs inline when Redis is suspect.
+        self.reads = reads or sync_inline(CacheAside(repository, cache))
         self._started = datetime.now(UTC)
 
     @request
@@ -81,16 +82,15 @@ class FlagService:
     @request
     def list_flags(self, *, after: str | None, limit: int) -> Page:
         """A page straight from PostgreSQL; its flags are filled into the cache on the way (MISS)."""
-        seen = self.reads.cache_call(lambda cache: [cache.revision()])
+        signal = self.reads.cache_call(lambda cache: cache.signal())
         flags = self._repository.list_flags(after=after, limit=limit + 1)
         more = len(flags) > limit
         flags = flags[:limit]
-        if seen is None:
+        if signal is UNAVAILABLE or signal.revision is None:
             return Page(flags, flags[-1].key if more else None, CacheOutcome.BYPASS)
         for flag in flags:
-            self.reads.fill(flag.key, flag, seen[0])
-        outcome = CacheOutcome.MISS
-        return Page(flags, flags[-1].key if more else None, outcome)
+            self.reads.fill(flag.key, flag, signal.revision)
+        return Page(flags, flags[-1].key if more else None, CacheOutcome.MISS)
 
     @request
     def put_flag(self, definition: FlagDefinition, *, actor: str, if_match: IfMatch) -> WriteResult:
@@ -100,29 +100,20 @@ class FlagService:
 
     @request
     def patch_flag(self, key: str, changes: dict[str, Any], *, actor: str, if_match: IfMatch) -> WriteResult:
-        """Apply top-level field changes to the current definition.
-
-        Without If-Match a concurrent writer between our read and our write is not the caller's
-        conflict: the patch is re-applied to the newer version (a few times at most).
-        """
+        """Apply top-level field changes to the current definition, under the flag's row lock: a
+        concurrent write is waited for and the patch lands on top of it, never on a stale read."""
         if changes.get("key", key) != key:
             raise InvalidFlagError("a PATCH cannot change the key", key=key)
         nulled = sorted(name for name in REQUIRED_FIELDS if name in changes and changes[name] is None)
         if nulled:
             raise InvalidFlagError(f"required field(s) cannot be null: {', '.join(nulled)}", key=key)
-        for attempt in range(PATCH_RETRIES):
-            current = self.get_current(key)
-            merged = {**current.definition.to_dict(), **changes, "key": key}
-            definition = parse_definition(merged)
-            expected = current.version if if_match is None else if_match
-            try:
-                result = self._repository.save(definition, action=WriteAction.PATCH, actor=actor, if_match=expected)
-            except VersionConflictError:
-                if if_match is not None or attempt == PATCH_RETRIES - 1:
-                    raise
-                continue
-            return self._written(result, actor)
-        raise AssertionError("unreachable")
+
+        def patched(current: StoredFlag | None) -> FlagDefinition:
+            assert current is not None  # PATCH needs an existing flag: the repository answered 404 first
+            return parse_definition({**current.definition.to_dict(), **changes, "key": key})
+
+        result = self._repository.update(key, patched, action=WriteAction.PATCH, actor=actor, if_match=if_match)
+        return self._written(result, actor)
 
     @request
     def delete_flag(self, key: str, *, actor: str, if_match: IfMatch) -> WriteResult:
@@ -131,12 +122,14 @@ class FlagService:
     @request
     def revert_flag(self, key: str, version: int, *, actor: str, if_match: IfMatch) -> WriteResult:
         """Store the definition of an earlier version as a new version."""
-        self.get_current(key)
         entry = self._repository.history_entry(key, version)
-        if entry is None or entry.after is None:
-            raise InvalidFlagError(f"version {version} never existed or is a deletion", key=key)
-        definition = parse_definition(entry.after)
-        result = self._repository.save(definition, action=WriteAction.REVERT, actor=actor, if_match=if_match)
+
+        def reverted(current: StoredFlag | None) -> FlagDefinition:
+            if entry is None or entry.after is None:
+                raise InvalidFlagError(f"version {version} never existed or is a deletion", key=key)
+            return parse_definition(entry.after)
+
+        result = self._repository.update(key, reverted, action=WriteAction.REVERT, actor=actor, if_match=if_match)
         return self._written(result, actor)
 
     @request
@@ -154,7 +147,7 @@ class FlagService:
             self._repository.ping()
         except StoreUnavailableError:
             database = "unavailable"
-        cache = "ok" if self.reads.cache_call(_ping) else "unavailable"
+        cache = "ok" if self.reads.cache_call(_ping) is True else "unavailable"
         up = [database, cache].count("ok")
         status = "ok" if up == 2 else "degraded" if up == 1 else "unavailable"
         return {"status": status, "cache": cache, "database": database}
@@ -163,7 +156,7 @@ class FlagService:
     def cache_stats(self) -> dict[str, Any]:
         """Global hit and miss counts per flag, kept in Redis (this container's pending counts included)."""
         counted = self.reads.cache_call(lambda cache: cache.stats())
-        if counted is None:
+        if counted is UNAVAILABLE:
             raise StoreUnavailableError("cache statistics live in the cache, which is unavailable")
         hits, misses, since = counted
         flags = [
@@ -184,17 +177,10 @@ class FlagService:
             "flags": flags,
         }
 
-    def get_current(self, key: str) -> StoredFlag:
-        """The flag as the source of truth has it now (writes never trust a cache)."""
-        flag = self._repository.get(key)
-        if flag is None:
-            raise FlagNotFoundError("no such flag", key=key)
-        return flag
-
     def _written(self, result: WriteResult, actor: str) -> WriteResult:
         """After commit: the cache step (the outbox row goes once Redis took it) and the audit log line."""
         if self.reads.apply_write(result):
-            # If this fails the row stays, and a later replay applies the step again, harmlessly.
+            # If this fails the row stays pending, and the background sync applies it again, harmlessly.
             with contextlib.suppress(StoreUnavailableError):
                 self._repository.clear_outbox([result.outbox_id])
         enabled = result.flag.definition.enabled if result.flag else None

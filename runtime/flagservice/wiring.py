@@ -13,8 +13,10 @@ from flagservice.cache_aside import CacheAside
 from flagservice.l1 import L1Cache
 from flagservice.service import FlagService
 from flagservice.settings import Settings, get_settings
+from flagservice.sync import CacheSync, SyncThread
 
 _service: FlagService | None = None
+_sync: SyncThread | None = None
 
 
 def build_repository(settings: Settings) -> PostgresFlagRepository:
@@ -48,18 +50,30 @@ def build_cache(settings: Settings) -> RedisFlagCache:
 
 
 def get_service() -> FlagService:
-    """The container's one service; raises SettingsError on invalid settings (answered as 500)."""
-    global _service
+    """The container's one service; raises SettingsError on invalid settings (answered as 500).
+
+    Also starts (once per process) the background sync that keeps Redis honest (sync.py).
+    """
+    global _service, _sync
     if _service is None:
         settings = get_settings()
         repository = build_repository(settings)
+        cache = build_cache(settings)
         l1: L1Cache[Any] = L1Cache(max_age=settings.L1_MAX_AGE_MS / 1000)
-        _service = FlagService(repository, reads=CacheAside(repository, build_cache(settings), l1=l1))
+        reads = CacheAside(repository, cache, l1=l1)
+        _sync = SyncThread(CacheSync(repository, cache, reads))
+        reads.on_suspect = _sync.wake
+        _service = FlagService(repository, reads=reads)
+    if _sync is not None:
+        _sync.ensure_started()
     return _service
 
 
 def reset() -> None:
     """Forget the built service and settings (tests)."""
-    global _service
+    global _service, _sync
+    if _sync is not None:
+        _sync.stop()
     _service = None
+    _sync = None
     get_settings.cache_clear()

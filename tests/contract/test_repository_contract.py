@@ -65,10 +65,10 @@ def test_updates_of_a_missing_flag_are_not_found_and_write_nothing(repository: A
 
 def test_delete_of_a_missing_flag_is_not_found(repository: Any) -> None:
     with pytest.raises(FlagNotFoundError):
-        repository.delete("checkout", actor="a", if_match=3)
+        repository.delete("checkout", actor="a", if_match=frozenset({3}))
 
 
-@pytest.mark.parametrize("if_match", [2, "*"])
+@pytest.mark.parametrize("if_match", [frozenset({2}), "*"])
 def test_create_with_if_match_on_a_missing_flag_conflicts(repository: Any, if_match: Any) -> None:
     with pytest.raises(VersionConflictError):
         repository.save(flag(), action=WriteAction.CREATE, actor="a", if_match=if_match)
@@ -78,8 +78,8 @@ def test_create_with_if_match_on_a_missing_flag_conflicts(repository: Any, if_ma
 def test_if_match_must_equal_the_current_version(repository: Any) -> None:
     repository.save(flag(), action=WriteAction.CREATE, actor="a", if_match=None)
     with pytest.raises(VersionConflictError):
-        repository.save(flag(enabled=False), action=WriteAction.PATCH, actor="a", if_match=2)
-    ok = repository.save(flag(enabled=False), action=WriteAction.PATCH, actor="a", if_match=1)
+        repository.save(flag(enabled=False), action=WriteAction.PATCH, actor="a", if_match=frozenset({2}))
+    ok = repository.save(flag(enabled=False), action=WriteAction.PATCH, actor="a", if_match=frozenset({1}))
     assert ok.version == 2 and repository.get("checkout").version == 2
 
 

@@ -19,6 +19,7 @@ from flagservice.flags.model import FlagDefinition
 from flagservice.local.embedded import ServerProcess
 from flagservice.ports import CacheOutcome
 from flagservice.service import FlagService
+from flagservice.sync import sync_inline
 from tests import servers
 from tests.conftest import clean_database, redis_cache
 
@@ -41,7 +42,7 @@ def flags(postgres_url: str, redis_server: ServerProcess) -> FlagService:
     clean_database(postgres_url)
     repository = PostgresFlagRepository.connect(postgres_url)
     reads = CacheAside(repository, redis_cache(redis_server.url), breaker=CircuitBreaker(threshold=3, cooldown=1.0))
-    service = FlagService(repository, reads=reads)
+    service = FlagService(repository, reads=sync_inline(reads))
     for i in range(5):
         service.put_flag(FlagDefinition.model_validate({"key": f"f{i}", "enabled": True}), actor="t", if_match=None)
     return service

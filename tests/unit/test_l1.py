@@ -10,6 +10,7 @@ from flagservice import wiring
 from flagservice.cache_aside import CacheAside
 from flagservice.l1 import L1Cache
 from flagservice.service import FlagService
+from flagservice.sync import sync_inline
 from tests.apigw import BEARER, call
 from tests.fakes import InMemoryFlagCache, InMemoryFlagRepository
 
@@ -57,7 +58,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Any:
     clock = Clock()
     repo, cache = InMemoryFlagRepository(), InMemoryFlagCache()
     reads = CacheAside(repo, cache, l1=L1Cache(max_age=1.0, clock=clock), clock=clock)
-    service = FlagService(repo, reads=reads)
+    service = FlagService(repo, reads=sync_inline(reads))
     monkeypatch.setattr(wiring, "get_service", lambda: service)
     call("POST", "/admin/flags", body={"key": "k", "enabled": True}, headers=BEARER)
     return clock, cache, repo

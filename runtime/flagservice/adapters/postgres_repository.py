@@ -11,10 +11,20 @@ import psycopg_pool
 from psycopg.rows import dict_row
 from psycopg.types.json import Json
 
+from flagservice.adapters.pg_deadline import Deadline, enforced
 from flagservice.breaker import CircuitBreaker
 from flagservice.errors import FlagNotFoundError, StoreUnavailableError
 from flagservice.flags.model import TRUSTED, FlagDefinition, StoredFlag
-from flagservice.ports import HistoryEntry, IfMatch, OutboxEntry, WriteAction, WriteResult, check_precondition
+from flagservice.ports import (
+    Change,
+    HistoryEntry,
+    IfMatch,
+    OutboxEntry,
+    SyncState,
+    WriteAction,
+    WriteResult,
+    check_precondition,
+)
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -37,24 +47,65 @@ def _history(row: Row) -> HistoryEntry:
     )
 
 
-class PostgresFlagRepository:
-    """Each write is one transaction: the flag row (locked), an audit row, an outbox row and the revision."""
+READ_SECONDS = 1.0  # a read, the background sync and /health never wait on the database longer
+WRITE_SECONDS = 2.5  # a write: a 1.5 s commit, or a 1 s wait behind another write's commit, still succeeds
+COMMIT_MARGIN = 0.2  # the database refuses to finish a write this long before the service gives up on it
+OPTIONS = "-c statement_timeout=2500 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=5000"
+# The last statement of every write: its revision, in commit order (see 002_revision_at_commit.sql), and
+# its outbox row, unless the database clock says the write's deadline has passed (then nothing commits).
+ALLOCATE = """
+WITH allocated AS (UPDATE flag_revision_counter SET revision = nextval('flag_revision') RETURNING revision)
+INSERT INTO cache_outbox (key, version, revision) SELECT %(key)s, %(version)s, revision FROM allocated
+WHERE clock_timestamp() < statement_timestamp() + make_interval(secs => %(remaining)s)
+RETURNING id, revision"""
+LIST_AT_REVISION = """
+SELECT c.revision, f.version, f.definition, f.updated_at FROM flag_revision_counter c
+LEFT JOIN flags f ON f.definition IS NOT NULL ORDER BY f.key COLLATE "C" LIMIT %(limit)s"""
+KEYS_AT_REVISION = """
+SELECT c.revision, f.key FROM flag_revision_counter c LEFT JOIN flags f ON f.definition IS NOT NULL"""
+SYNC_STATE = """
+SELECT (SELECT revision FROM flag_revision_counter) AS revision,
+       (SELECT min(revision) FROM cache_outbox) AS oldest_kept,
+       (SELECT count(*) FROM cache_outbox WHERE applied_at IS NULL) AS pending"""
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Row]]) -> None:
+
+class DeadlineExceededError(StoreUnavailableError):
+    """A database call outlived its deadline (the database is treated as unavailable)."""
+
+
+class PostgresFlagRepository:
+    """Each write is one transaction: the flag row (locked), an audit row, an outbox row and the revision.
+
+    Every call has a deadline of the service's own (pg_deadline) and goes through a breaker: once a
+    call failed, calls fail at once for a second instead of each waiting out its deadline.
+    """
+
+    def __init__(
+        self,
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Row]],
+        *,
+        read_seconds: float = READ_SECONDS,
+        write_seconds: float = WRITE_SECONDS,
+    ) -> None:
         self._pool = pool
-        # Once no connection could be made, calls fail at once for a second instead of each waiting
-        # the pool's timeout: writes answer 503 fast and reads fall back without stalling.
-        self._breaker = CircuitBreaker(threshold=1, cooldown=1.0)
+        self._read_seconds = read_seconds
+        self._write_seconds = write_seconds
+        self.breaker = CircuitBreaker(threshold=1, cooldown=1.0)
 
     @classmethod
-    def connect(cls, conninfo: str, *, timeout: float = 1.0, prepare: bool = True) -> PostgresFlagRepository:
-        """A pool of at most one connection per process, with short connect and statement timeouts.
+    def connect(cls, conninfo: str, *, prepare: bool = True, **deadlines: float) -> PostgresFlagRepository:
+        """A pool of at most one connection per process, with client-side limits on every connection.
 
         `prepare=False` turns psycopg's prepared statements off, as RDS Proxy needs.
         """
         kwargs: dict[str, Any] = {
-            "connect_timeout": max(2, int(timeout)),
-            "options": "-c statement_timeout=2000 -c lock_timeout=1000 -c idle_in_transaction_session_timeout=5000",
+            "connect_timeout": 2,
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+            "tcp_user_timeout": 3000,
+            "options": OPTIONS,
             "row_factory": dict_row,
             # Reads are single statements: in autocommit they need no BEGIN, and the pool no ROLLBACK
             # round trip when it takes the connection back. Writes open their transaction explicitly.
@@ -63,57 +114,72 @@ class PostgresFlagRepository:
         if not prepare:
             kwargs["prepare_threshold"] = None
         pool: psycopg_pool.ConnectionPool[psycopg.Connection[Row]] = psycopg_pool.ConnectionPool(
-            conninfo, min_size=0, max_size=1, kwargs=kwargs, timeout=timeout, open=True, reconnect_timeout=0
+            conninfo, min_size=0, max_size=1, kwargs=kwargs, timeout=READ_SECONDS, open=True, reconnect_timeout=0
         )
-        return cls(pool)
+        return cls(pool, **deadlines)
 
     def close(self) -> None:
         self._pool.close()
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Row]]:
-        """A pooled connection; psycopg's OperationalError (a broken connection) passes through."""
-        if not self._breaker.allow():
+    def _connection(self, deadline: Deadline) -> Iterator[psycopg.Connection[Row]]:
+        """A pooled connection whose use is cut at `deadline`. A broken connection or a passed deadline
+        opens the breaker; an error of one statement (a lock or statement timeout) does not."""
+        if not self.breaker.allow():
             raise StoreUnavailableError("the database is unavailable")
         try:
-            with self._pool.connection() as conn:
-                yield conn
+            with self._pool.connection(timeout=max(deadline.remaining, 0.001)) as conn:
+                try:
+                    with enforced(conn, deadline):
+                        yield conn
+                except psycopg.OperationalError as exc:
+                    if deadline.passed or conn.broken:
+                        self.breaker.record_failure()
+                    if deadline.passed:
+                        raise DeadlineExceededError("the database did not answer in time") from exc
+                    raise
         except psycopg_pool.PoolTimeout as exc:
-            self._breaker.record_failure()
-            raise StoreUnavailableError("the database is unavailable") from exc
-        self._breaker.record_success()
+            self.breaker.record_failure()
+            raise DeadlineExceededError("the database is unavailable") from exc
+        self.breaker.record_success()
 
-    def _retried(self, attempt: int, exc: psycopg.OperationalError) -> None:
+    def _retried(self, attempt: int, exc: psycopg.OperationalError, deadline: Deadline) -> None:
         """A pooled connection may have died since its last use: one retry on a fresh one, then give up."""
-        if attempt:
-            self._breaker.record_failure()
+        if attempt or deadline.passed:
+            self.breaker.record_failure()
             raise StoreUnavailableError("the database is unavailable") from exc
-
-    @contextmanager
-    def _checked_connection(self) -> Iterator[psycopg.Connection[Row]]:
-        """A connection proven alive before a write starts, so a write is never retried after it began."""
-        for attempt in range(2):
-            with self._connection() as conn:
-                try:
-                    psycopg_pool.ConnectionPool.check_connection(conn)
-                except psycopg.OperationalError as exc:
-                    self._retried(attempt, exc)
-                    continue
-                try:
-                    yield conn
-                except psycopg.OperationalError as exc:
-                    self._breaker.record_failure()
-                    raise StoreUnavailableError("the database is unavailable") from exc
-                return
 
     def _read(self, query: Callable[[psycopg.Connection[Row]], T]) -> T:
-        """Run a read, retried once on a broken connection."""
+        """Run a read within the read deadline, retried once on a broken connection."""
+        deadline = Deadline(self._read_seconds)
         for attempt in range(2):
             try:
-                with self._connection() as conn:
+                with self._connection(deadline) as conn:
                     return query(conn)
             except psycopg.OperationalError as exc:
-                self._retried(attempt, exc)
+                self._retried(attempt, exc, deadline)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[tuple[psycopg.Connection[Row], Deadline]]:
+        """A transaction on a connection proven alive first (a write is never retried once it began);
+        COMMIT is never sent after the write's deadline."""
+        deadline = Deadline(self._write_seconds)
+        for attempt in range(2):
+            try:
+                with self._connection(deadline) as conn:
+                    try:
+                        psycopg_pool.ConnectionPool.check_connection(conn)
+                    except psycopg.OperationalError as exc:
+                        self._retried(attempt, exc, deadline)
+                        continue
+                    with conn.transaction():
+                        yield conn, deadline
+                        if deadline.passed:
+                            raise DeadlineExceededError("the write outlived its deadline; nothing was written")
+                    return
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailableError("the database could not complete the write") from exc
         raise AssertionError("unreachable")
 
     def get(self, key: str) -> StoredFlag | None:
@@ -134,35 +200,51 @@ class PostgresFlagRepository:
         rows = self._read(lambda c: c.execute(sql, {"after": after, "limit": limit}).fetchall())
         return [_stored(row) for row in rows]
 
+    def list_at_revision(self, *, limit: int) -> tuple[int, list[StoredFlag]]:
+        """Every live flag and the committed revision they are exactly the state of (one statement)."""
+        rows = self._read(lambda c: c.execute(LIST_AT_REVISION, {"limit": limit}).fetchall())
+        return int(rows[0]["revision"]), [_stored(row) for row in rows if row["definition"] is not None]
+
+    def keys_at_revision(self) -> tuple[int, set[str]]:
+        """The keys of every live flag and the committed revision they are the state of."""
+        rows = self._read(lambda c: c.execute(KEYS_AT_REVISION).fetchall())
+        return int(rows[0]["revision"]), {row["key"] for row in rows if row["key"] is not None}
+
     def save(self, definition: FlagDefinition, *, action: WriteAction, actor: str, if_match: IfMatch) -> WriteResult:
-        return self._write(definition.key, definition.to_dict(), action, actor, if_match)
+        return self._write(definition.key, lambda _: definition, action, actor, if_match)
+
+    def update(self, key: str, change: Change, *, action: WriteAction, actor: str, if_match: IfMatch) -> WriteResult:
+        return self._write(key, change, action, actor, if_match)
 
     def delete(self, key: str, *, actor: str, if_match: IfMatch) -> WriteResult:
-        return self._write(key, None, WriteAction.DELETE, actor, if_match)
+        return self._write(key, lambda _: None, WriteAction.DELETE, actor, if_match)
 
-    def _write(
-        self, key: str, after: dict[str, Any] | None, action: WriteAction, actor: str, if_match: IfMatch
-    ) -> WriteResult:
-        with self._checked_connection() as conn, conn.transaction():
+    def _write(self, key: str, change: Change, action: WriteAction, actor: str, if_match: IfMatch) -> WriteResult:
+        """Lock the row, check the preconditions and compute the new definition from the locked current one,
+        so a change never applies to a stale read, then record it with its revision taken last."""
+        with self._write_transaction() as (conn, deadline):
             current = self._lock_row(conn, key)
-            live_version = current["version"] if current["definition"] is not None else None
-            check_precondition(key, action, live_version, if_match)
-            if action is WriteAction.CREATE and live_version is not None:
+            live = _stored(current) if current["definition"] is not None else None
+            check_precondition(key, action, live.version if live else None, if_match)
+            if action is WriteAction.CREATE and live is not None:
                 action = WriteAction.REPLACE
-            return self._record(conn, key, current, after, action, actor)
+            after = change(live)
+            return self._record(conn, deadline, key, current, after.to_dict() if after else None, action, actor)
 
     @staticmethod
     def _lock_row(conn: psycopg.Connection[Row], key: str) -> Row:
         # The row exists from the first write on (a tombstone after a delete); a placeholder with
         # version 0 makes the very first write lockable too and vanishes if the write is refused.
         conn.execute("INSERT INTO flags (key, version) VALUES (%s, 0) ON CONFLICT (key) DO NOTHING", (key,))
-        row = conn.execute("SELECT version, definition FROM flags WHERE key = %s FOR UPDATE", (key,)).fetchone()
+        sql = "SELECT version, definition, updated_at FROM flags WHERE key = %s FOR UPDATE"
+        row = conn.execute(sql, (key,)).fetchone()
         assert row is not None
         return row
 
     @staticmethod
     def _record(
         conn: psycopg.Connection[Row],
+        deadline: Deadline,
         key: str,
         current: Row,
         after: dict[str, Any] | None,
@@ -172,7 +254,7 @@ class PostgresFlagRepository:
         version = current["version"] + 1
         stored = conn.execute(
             "UPDATE flags SET version = %s, definition = %s, updated_at = clock_timestamp()"
-            " WHERE key = %s RETURNING version, definition, updated_at, nextval('flag_revision') AS revision",
+            " WHERE key = %s RETURNING version, definition, updated_at",
             (version, Json(after) if after is not None else None, key),
         ).fetchone()
         assert stored is not None
@@ -181,14 +263,18 @@ class PostgresFlagRepository:
             "INSERT INTO flag_audit (key, version, action, actor, before, after) VALUES (%s, %s, %s, %s, %s, %s)",
             (key, version, action.value, actor, before, Json(after) if after is not None else None),
         )
-        outbox = conn.execute(
-            "INSERT INTO cache_outbox (key, version, revision) VALUES (%s, %s, %s) RETURNING id",
-            (key, version, stored["revision"]),
-        ).fetchone()
-        assert outbox is not None
+        remaining = max(0.0, deadline.remaining - COMMIT_MARGIN)
+        allocated = conn.execute(ALLOCATE, {"remaining": remaining, "key": key, "version": version}).fetchone()
+        if allocated is None:
+            raise DeadlineExceededError("the write outlived its deadline; nothing was written")
         flag = _stored(stored) if after is not None else None
         return WriteResult(
-            key=key, version=version, revision=stored["revision"], action=action, flag=flag, outbox_id=outbox["id"]
+            key=key,
+            version=version,
+            revision=allocated["revision"],
+            action=action,
+            flag=flag,
+            outbox_id=allocated["id"],
         )
 
     def history(self, key: str, *, before_version: int | None, limit: int) -> list[HistoryEntry]:
@@ -212,18 +298,49 @@ class PostgresFlagRepository:
         return _history(row) if row else None
 
     def revision(self) -> int:
-        row = self._read(lambda c: c.execute("SELECT last_value, is_called FROM flag_revision").fetchone())
+        """The committed revision: every write visible now has a revision at or below it."""
+        row = self._read(lambda c: c.execute("SELECT revision FROM flag_revision_counter").fetchone())
         assert row is not None
-        return int(row["last_value"]) if row["is_called"] else 0
+        return int(row["revision"])
+
+    def sync_state(self) -> SyncState:
+        """What the background sync compares Redis with, in one round trip."""
+        row = self._read(lambda c: c.execute(SYNC_STATE).fetchone())
+        assert row is not None
+        oldest = row["oldest_kept"]
+        return SyncState(int(row["revision"]), int(oldest) if oldest is not None else None, int(row["pending"]))
 
     def pending_outbox(self, *, limit: int) -> list[OutboxEntry]:
-        sql = "SELECT id, key, version, revision FROM cache_outbox ORDER BY id LIMIT %s"
-        rows = self._read(lambda c: c.execute(sql, (limit,)).fetchall())
+        sql = "SELECT id, key, version, revision FROM cache_outbox WHERE applied_at IS NULL ORDER BY id LIMIT %s"
+        return self._outbox(sql, (limit,))
+
+    def outbox_since(self, revision: int, *, applied_within_seconds: float, limit: int) -> list[OutboxEntry]:
+        """Rows a Redis at `revision` may lack: newer ones, and any whose cache step happened lately."""
+        sql = (
+            "SELECT id, key, version, revision FROM cache_outbox WHERE revision > %s"
+            " OR applied_at > clock_timestamp() - make_interval(secs => %s) ORDER BY revision LIMIT %s"
+        )
+        return self._outbox(sql, (revision, applied_within_seconds, limit))
+
+    def _outbox(self, sql: str, params: tuple[Any, ...]) -> list[OutboxEntry]:
+        rows = self._read(lambda c: c.execute(sql, params).fetchall())
         return [OutboxEntry(id=r["id"], key=r["key"], version=r["version"], revision=r["revision"]) for r in rows]
 
     def clear_outbox(self, ids: list[int]) -> None:
+        """Mark rows applied; they are kept OUTBOX_KEEP for repairs, then pruned."""
         if ids:
-            self._read(lambda c: c.execute("DELETE FROM cache_outbox WHERE id = ANY(%s)", (ids,)))
+            sql = "UPDATE cache_outbox SET applied_at = clock_timestamp() WHERE id = ANY(%s) AND applied_at IS NULL"
+            self._read(lambda c: c.execute(sql, (ids,)))
+
+    def prune_outbox(self, *, older_than_seconds: float, limit: int) -> int:
+        sql = (
+            "DELETE FROM cache_outbox WHERE id IN (SELECT id FROM cache_outbox WHERE applied_at <"
+            " clock_timestamp() - make_interval(secs => %s) ORDER BY id LIMIT %s)"
+        )
+        return int(self._read(lambda c: c.execute(sql, (older_than_seconds, limit)).rowcount))
 
     def ping(self) -> None:
         self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    def available(self) -> bool:
+        return self.breaker.allow()

@@ -16,7 +16,7 @@ from flagservice.adapters.cache_codec import decode, decode_snapshot, encode, en
 from flagservice.adapters.redis_stats import RedisStatsCounter
 from flagservice.errors import CacheUnavailableError
 from flagservice.flags.model import StoredFlag
-from flagservice.ports import CacheEntry, CacheRead, CacheSnapshot, Guarded
+from flagservice.ports import CacheEntry, CacheRead, CacheSnapshot, Guarded, Signal
 
 T = TypeVar("T")
 RESULTS = {1: Guarded.STORED, 0: Guarded.REFUSED, -1: Guarded.NO_REVISION}
@@ -106,57 +106,82 @@ class RedisFlagCache:
 
     def read(self, key: str, *, lease_ms: int = 0) -> CacheRead:
         """A plain MGET (as cheap as a GET); only a missing or expired entry pays for the leasing script."""
-        keys = self._flag_keys(key)
-        value, revision = self._run(lambda client: client.mget(keys))
+        keys = [redis_keys.flag_key(self._env, key), *self._signal_keys()]
+        value, revision, changes = self._run(lambda client: client.mget(keys))
         entry = decode(value) if value is not None else None
         if lease_ms and (entry is None or not entry.fresh(int(time.time() * 1000))):
             return self._read_leasing(key, lease_ms)
-        return CacheRead(entry=entry, revision=_revision(revision))
+        return CacheRead(entry=entry, signal=_signal(revision, changes))
 
     def _read_leasing(self, key: str, lease_ms: int) -> CacheRead:
-        keys = [*self._flag_keys(key), redis_keys.lease_key(self._env, key)]
-        value, revision, leased = self._script(redis_scripts.READ, keys, [int(time.time() * 1000), lease_ms])
-        entry = decode(value) if value is not None else None
-        return CacheRead(entry=entry, revision=_revision(revision), leased=bool(leased))
+        env = self._env
+        keys = [
+            redis_keys.flag_key(env, key),
+            *self._signal_keys(),
+            redis_keys.lease_key(env, key),
+            redis_keys.keyset_key(env),
+            redis_keys.lease_key(env, "#keys"),
+        ]
+        value, revision, changes, state = self._script(redis_scripts.READ, keys, [_now_ms(), lease_ms, key])
+        return CacheRead(
+            entry=decode(value) if value is not None else None,
+            signal=_signal(revision, changes),
+            leased=state in (1, 3),
+            absent=state == 2,
+            keys_needed=state in (3, 4),
+        )
 
-    def _flag_keys(self, key: str) -> list[str]:
-        return [redis_keys.flag_key(self._env, key), redis_keys.revision_key(self._env)]
+    def _signal_keys(self) -> list[str]:
+        return [redis_keys.revision_key(self._env), redis_keys.changes_key(self._env)]
+
+    def signal(self) -> Signal:
+        revision, changes = self._run(lambda client: client.mget(self._signal_keys()))
+        return _signal(revision, changes)
 
     def revision(self) -> int | None:
-        return _revision(self._run(lambda client: client.get(redis_keys.revision_key(self._env))))
+        return self.signal().revision
 
     def most_read(self, limit: int) -> list[str]:
         hits = self._run(lambda client: client.hgetall(redis_keys.stats_key(self._env, "hits")))
         ranked = sorted(hits.items(), key=lambda item: -int(item[1]))
         return [key.decode() for key, _ in ranked[:limit]]
 
-    def read_many(self, keys: list[str]) -> tuple[dict[str, CacheEntry], int | None]:
-        names = [redis_keys.flag_key(self._env, key) for key in keys] + [redis_keys.revision_key(self._env)]
-        *values, revision = self._run(lambda client: client.mget(names))
+    def read_many(self, keys: list[str]) -> tuple[dict[str, CacheEntry], Signal]:
+        names = [redis_keys.flag_key(self._env, key) for key in keys] + self._signal_keys()
+        *values, revision, changes = self._run(lambda client: client.mget(names))
         decoded = {key: decode(value) for key, value in zip(keys, values, strict=True) if value is not None}
         entries = {key: entry for key, entry in decoded.items() if entry is not None}
-        return entries, _revision(revision)
+        return entries, _signal(revision, changes)
 
-    def read_snapshot(self) -> tuple[CacheSnapshot | None, int | None]:
-        keys = (redis_keys.snapshot_key(self._env), redis_keys.revision_key(self._env))
-        value, revision = self._run(lambda client: client.mget(*keys))
+    def read_snapshot(self, *, lease_ms: int = 0) -> tuple[CacheSnapshot | None, Signal, bool]:
+        keys = [redis_keys.snapshot_key(self._env), *self._signal_keys(), redis_keys.lease_key(self._env, "*")]
+        value, revision, changes, leased = self._script(redis_scripts.READ_SNAPSHOT, keys, [_now_ms(), lease_ms])
         snapshot = decode_snapshot(value) if value is not None else None
-        return snapshot, _revision(revision)
+        return snapshot, _signal(revision, changes), bool(leased)
 
-    def fill_snapshot(self, flags: list[StoredFlag], *, observed_revision: int) -> Guarded:
-        soft = int(time.time() * 1000) + int(self._soft_ttl() * 1000)
-        value = encode_snapshot(flags, revision=observed_revision, soft_expiry_ms=soft)
+    def fill_snapshot(self, flags: list[StoredFlag], *, revision: int, observed_revision: int) -> Guarded:
+        soft = _now_ms() + int(self._soft_ttl() * 1000)
+        value = encode_snapshot(flags, revision=revision, soft_expiry_ms=soft)
         keys = [
             redis_keys.snapshot_key(self._env),
             redis_keys.revision_key(self._env),
             redis_keys.lease_key(self._env, "*"),
         ]
-        args = [observed_revision, observed_revision, value, self._hard_ttl_ms]
+        args = [revision, observed_revision, value, self._hard_ttl_ms]
         return RESULTS[self._script(redis_scripts.FILL, keys, args)]
 
+    def fill_keys(self, keys: set[str], *, revision: int, observed_revision: int) -> Guarded:
+        names = [
+            redis_keys.keyset_key(self._env),
+            redis_keys.revision_key(self._env),
+            redis_keys.lease_key(self._env, "#keys"),
+        ]
+        args = [revision, observed_revision, self._negative_ttl_ms, *sorted(keys)]
+        return RESULTS[self._script(redis_scripts.FILL_KEYS, names, args)]
+
     def _value(self, flag: StoredFlag | None, version: int) -> tuple[str, int]:
-        """The encoded value and its hard TTL: negative entries live NEGATIVE_TTL, flags STALE_MAX_AGE."""
-        now_ms = int(time.time() * 1000)
+        """The encoded value and its hard TTL: tombstones live NEGATIVE_TTL, flags STALE_MAX_AGE."""
+        now_ms = _now_ms()
         if flag is None:
             return encode(None, version=version, soft_expiry_ms=now_ms + self._negative_ttl_ms), self._negative_ttl_ms
         soft = now_ms + int(self._soft_ttl() * 1000)
@@ -164,20 +189,41 @@ class RedisFlagCache:
 
     def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded:
         value, ttl = self._value(flag, version)
-        keys = [*self._flag_keys(key), redis_keys.lease_key(self._env, key)]
+        keys = [
+            redis_keys.flag_key(self._env, key),
+            redis_keys.revision_key(self._env),
+            redis_keys.lease_key(self._env, key),
+        ]
         args = [version, observed_revision, value, ttl]
         return RESULTS[self._script(redis_scripts.FILL, keys, args)]
 
     def apply_write(self, key: str, flag: StoredFlag | None, *, version: int, revision: int) -> Guarded:
         value, ttl = self._value(flag, version)
-        previous = redis_keys.flag_key(self._env, key, schema=redis_keys.SCHEMA_VERSION - 1)
-        keys = [*self._flag_keys(key), previous]
-        args = [version, value, ttl, revision]
+        env = self._env
+        keys = [
+            redis_keys.flag_key(env, key),
+            *self._signal_keys(),
+            redis_keys.keyset_key(env),
+            redis_keys.flag_key(env, key, schema=redis_keys.SCHEMA_VERSION - 1),
+            redis_keys.flag_key(env, key, schema=redis_keys.SCHEMA_VERSION + 1),
+        ]
+        args = [version, value, ttl, revision, key, 1 if flag is not None else 0]
         return RESULTS[self._script(redis_scripts.APPLY, keys, args)]
 
     def seed_revision(self, revision: int) -> None:
-        keys = [redis_keys.revision_key(self._env)]
-        self._script(redis_scripts.SEED, keys, [revision])
+        self._script(redis_scripts.SEED, self._signal_keys(), [revision])
+
+    def drop_all(self) -> None:
+        """SCAN the environment's namespaces and delete what it finds, in batches (never KEYS)."""
+        with self._guard():
+            batch: list[bytes] = []
+            for name in self._client.scan_iter(match=redis_keys.namespace_pattern(self._env), count=500):
+                batch.append(name)
+                if len(batch) >= 500:
+                    self._client.delete(*batch)
+                    batch.clear()
+            if batch:
+                self._client.delete(*batch)
 
     def count(self, key: str, *, hit: bool) -> None:
         self._stats.count(key, hit=hit)
@@ -199,6 +245,10 @@ class RedisFlagCache:
         return len(self._client.connection_pool._get_in_use_connections())  # noqa: SLF001 - redis-py has no public count
 
 
-def _revision(value: bytes | None) -> int | None:
-    """The revision copy as Redis returned it; None when it is missing (flushed, restarted)."""
-    return int(value) if value is not None else None
+def _signal(revision: bytes | None, changes: bytes | None) -> Signal:
+    """The signal as Redis returned it; a missing revision (flushed, restarted) is None."""
+    return Signal(int(revision) if revision is not None else None, int(changes) if changes is not None else 0)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -32,6 +32,22 @@ def revision_key(env: str) -> str:
     return f"{_tag(env)}:revision"
 
 
+def changes_key(env: str) -> str:
+    """Moved by every applied cache step (in any order): what in-process copies revalidate against."""
+    return f"{_tag(env)}:changes"
+
+
+def keyset_key(env: str) -> str:
+    """A hash of every existing flag key (plus `#rev`, the revision it is current at): answers "no such
+    flag" without a key per missing flag."""
+    return f"{_tag(env)}:s{SCHEMA_VERSION}:keys"
+
+
+def namespace_pattern(env: str) -> str:
+    """Every entry, snapshot, key set and lease of the environment, in every schema version."""
+    return f"{_tag(env)}:s*"
+
+
 def stats_key(env: str, kind: str) -> str:
     """`hits`, `misses` (hashes by flag key) or `since` (a timestamp)."""
     return f"{_tag(env)}:stats:{kind}"

@@ -24,22 +24,54 @@ local function cached_version(key)
 end
 """
 
-# KEYS: flag, revision, lease. ARGV: now ms, lease ms.
-# The entry and the revision in one round trip; when the entry is missing or soft-expired, the first
-# caller across all containers also takes the refill lease (herd protection): {value, revision, leased}.
+# KEYS: flag, revision, changes, flag lease, key set, key set lease. ARGV: now ms, lease ms, flag key.
+# One round trip for a missing or soft-expired entry: {value, revision, changes, state}. The first caller
+# across all containers takes the refill lease (herd protection). A missing entry asks the key set first:
+# current at this revision and without the key, the flag does not exist (state 2) and nothing is written
+# for that key; no current key set: its rebuild lease (3) or someone else's rebuild (4).
+# States: 0 nothing to do or no lease, 1 flag lease taken, 2 absent, 3 key set lease taken, 4 key set pending.
 READ = """
 local value = redis.call('GET', KEYS[1])
-local leased = 0
-local soft = value and tonumber(string.match(value, '^%d+|(%d+)|'))
-if (not soft or soft <= tonumber(ARGV[1])) and tonumber(ARGV[2]) > 0 then
-  if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[2]) then leased = 1 end
+local revision = redis.call('GET', KEYS[2])
+local state = 0
+local lease = tonumber(ARGV[2])
+if value then
+  local soft = tonumber(string.match(value, '^%d+|(%d+)|'))
+  if (not soft or soft <= tonumber(ARGV[1])) and lease > 0 then
+    if redis.call('SET', KEYS[4], '1', 'NX', 'PX', lease) then state = 1 end
+  end
+elseif lease > 0 then
+  local current = redis.call('HGET', KEYS[5], '#rev')
+  if revision and current and tonumber(current) >= tonumber(revision) then
+    if redis.call('HEXISTS', KEYS[5], ARGV[3]) == 0 then state = 2
+    elseif redis.call('SET', KEYS[4], '1', 'NX', 'PX', lease) then state = 1 end
+  elseif redis.call('SET', KEYS[6], '1', 'NX', 'PX', lease) then state = 3
+  else state = 4 end
 end
-return {value, redis.call('GET', KEYS[2]), leased}
+return {value, revision, redis.call('GET', KEYS[3]), state}
+"""
+
+# KEYS: snapshot, revision, changes, snapshot lease. ARGV: now ms, lease ms.
+# The snapshot and the signal; the rebuild lease when the snapshot is missing, soft-expired or older
+# than the revision (a write it does not contain was applied): {value, revision, changes, leased}.
+READ_SNAPSHOT = """
+local value = redis.call('GET', KEYS[1])
+local revision = redis.call('GET', KEYS[2])
+local leased = 0
+local built, soft
+if value then built, soft = string.match(value, '^(%d+)|(%d+)|') end
+local current = built and revision and tonumber(built) >= tonumber(revision) and tonumber(soft) > tonumber(ARGV[1])
+if not current and tonumber(ARGV[2]) > 0 then
+  if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[2]) then leased = 1 end
+end
+return {value, revision, redis.call('GET', KEYS[3]), leased}
 """
 
 # KEYS: flag, revision, lease. ARGV: version, observed revision, value, hard ttl ms.
 # A reader fills what it read from PostgreSQL only if no write was applied since it looked at the
 # revision (before its database read) and the cache holds nothing newer; the refill lease goes either way.
+# Revisions follow commit order, so a reader that saw revision R and then read PostgreSQL saw every
+# write up to R, whatever order their cache steps landed in.
 FILL = (
     _CURRENT_VERSION
     + """
@@ -54,27 +86,55 @@ return 1
 """
 )
 
-# KEYS: flag, revision, the flag in the previous schema namespace. ARGV: version, value, hard ttl ms, revision.
+# KEYS: key set, revision, key set lease. ARGV: revision of the key set, observed revision, ttl ms, keys...
+# The set of existing keys as of a committed revision, guarded like FILL.
+FILL_KEYS = """
+redis.call('DEL', KEYS[3])
+local revision = redis.call('GET', KEYS[2])
+if not revision then return -1 end
+if tonumber(revision) > tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '#rev', ARGV[1])
+for i = 4, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], '1') end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# KEYS: flag, revision, changes, key set, the flag in the previous and in the next schema namespace.
+# ARGV: version, value, hard ttl ms, revision, flag key, 1 if the flag exists after the write.
 # A writer's cache step: never replaces a newer version (two writers reordered), raises the revision
-# (never lowers it) and drops the previous schema's copy, whose encoding this code does not write.
+# (never lowers it), moves `changes` whatever the order, keeps a current key set current, and drops
+# the other schema namespaces' copies (both sides of a canary must see the write).
 APPLY = (
     _CURRENT_VERSION
     + """
 local revision = redis.call('GET', KEYS[2])
 if not revision then return -1 end
+revision = tonumber(revision)
+local written = tonumber(ARGV[4])
 local cached = cached_version(KEYS[1])
-if not cached or cached < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local newest = not cached or cached < tonumber(ARGV[1])
+if newest then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+local keys_rev = redis.call('HGET', KEYS[4], '#rev')
+if keys_rev and tonumber(keys_rev) >= revision then
+  if newest then
+    if ARGV[6] == '1' then redis.call('HSET', KEYS[4], ARGV[5], '1') else redis.call('HDEL', KEYS[4], ARGV[5]) end
+  end
+  if written > tonumber(keys_rev) then redis.call('HSET', KEYS[4], '#rev', written) end
 end
-if tonumber(ARGV[4]) > tonumber(revision) then redis.call('SET', KEYS[2], ARGV[4]) end
-redis.call('DEL', KEYS[3])
+if written > revision then redis.call('SET', KEYS[2], written) end
+redis.call('INCR', KEYS[3])
+redis.call('DEL', KEYS[5], KEYS[6])
 return 1
 """
 )
 
-# KEYS: revision. ARGV: revision from PostgreSQL. The copy only ever grows, and never expires.
+# KEYS: revision, changes. ARGV: revision from PostgreSQL. The copy only ever grows, and never expires.
 SEED = """
 local revision = redis.call('GET', KEYS[1])
-if not revision or tonumber(revision) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+if not revision or tonumber(revision) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('INCR', KEYS[2])
+end
 return 1
 """
