@@ -69,10 +69,10 @@ class InMemoryFlagRepository:
     def list_at_revision(self, *, limit: int) -> tuple[int, list[StoredFlag]]:
         return self._revision, self.list_flags(after=None, limit=limit)
 
-    def keys_at_revision(self) -> tuple[int, set[str]]:
+    def keys_at_revision(self, key: str) -> tuple[int, set[str], StoredFlag | None]:
         self._check()
         self.reads += 1
-        return self._revision, {key for key, row in self.rows.items() if row[1] is not None}
+        return self._revision, {k for k, row in self.rows.items() if row[1] is not None}, self._stored(key)
 
     def save(self, definition: FlagDefinition, *, action: WriteAction, actor: str, if_match: IfMatch) -> WriteResult:
         return self._write(definition.key, lambda _: definition, action, actor, if_match)

@@ -131,14 +131,31 @@ class CacheAside:
         self.trusted = True
 
     def _trust(self, signal: Signal) -> bool:
-        """Redis is trusted unless it lost state (its revision missing, or behind one this container saw)."""
-        if signal.revision is None or signal.revision < self.high_water:
+        """Redis is trusted unless it lost state: its revision behind one this container saw. A Redis
+        without a revision (flushed, restarted empty) holds nothing of ours (every cache write needs the
+        revision), so it is trusted: its misses refill it, and the first refill seeds the revision."""
+        if signal.revision is None:
+            return self.trusted
+        if signal.revision < self.high_water:
             if self.trusted:
                 telemetry.logger.warning("cache lost state", seen=self.high_water, cache=signal.revision)
                 self.suspect()
             return False
         self.high_water = signal.revision
         return self.trusted
+
+    def _observe(self, signal: Signal) -> None:
+        """Validate L1 against the signal (nothing is kept against a missing revision)."""
+        self.l1.observe(signal if signal.revision is not None else None)
+
+    def _observed(self, read: CacheRead) -> int:
+        """The revision a refill's fill is guarded by, read before the refill's database read; a flushed
+        Redis gets it seeded from PostgreSQL first (on the refill's path, which reads PostgreSQL anyway)."""
+        if read.revision is not None:
+            return read.revision
+        revision = self.repository.revision()
+        self.cache_call(lambda cache: cache.seed_revision(revision))
+        return revision
 
     # -- one flag -------------------------------------------------------------------------------------
 
@@ -161,7 +178,7 @@ class CacheAside:
             if signal is UNAVAILABLE or not self._trust(signal):
                 self.l1.clear()
                 return False, None
-            self.l1.observe(signal)
+            self._observe(signal)
             found, value = self.l1.get(key)
         return found, value
 
@@ -183,7 +200,7 @@ class CacheAside:
                     retried = True
                     continue
                 return self._bypass(key, read.entry)
-            self.l1.observe(read.signal)
+            self._observe(read.signal)
             answer = self._answer(key, read)
             if answer is not None:
                 return answer
@@ -201,7 +218,7 @@ class CacheAside:
                 self.l1.put(key, entry.flag)
             return entry.flag, CacheOutcome.HIT
         if read.leased:
-            return self._rebuild_keys(key, read) if read.keys_needed else self._refill(key, read)
+            return self._refill(key, read)
         if entry is not None:  # expired, and another container is refreshing it: serve the previous value
             return entry.flag, CacheOutcome.HIT if self.repository.available() else CacheOutcome.STALE
         return None
@@ -217,29 +234,29 @@ class CacheAside:
             raise
 
     def _refill(self, key: str, read: CacheRead) -> Answer:
+        """Read the flag from PostgreSQL and fill it (guarded); when this caller holds the key set's
+        lease, the same database read brings every existing key, filled after the flag's own entry so
+        a follower never finds the key in the set without its entry."""
         entry = read.entry
+        keys: tuple[int, set[str]] | None = None
         try:
-            flag = self.repository.get(key)
+            observed = self._observed(read)
+            if read.keys_needed and read.leased:
+                revision, existing, flag = self.repository.keys_at_revision(key)
+                keys = revision, existing
+            else:
+                flag = self.repository.get(key)
         except StoreUnavailableError:
             if entry is not None and entry.flag is not None:
                 return entry.flag, CacheOutcome.STALE
             raise
         self.hooks.after_repository_read(key)
-        if flag is not None and read.revision is not None:
-            self.fill(key, flag, read.revision)
+        if flag is not None:
+            self.fill(key, flag, observed)
             self.l1.put(key, flag)
+        if keys is not None:
+            self.cache_call(lambda cache: cache.fill_keys(keys[1], revision=keys[0], observed_revision=observed))
         return flag, CacheOutcome.MISS
-
-    def _rebuild_keys(self, key: str, read: CacheRead) -> Answer:
-        """This caller holds the key set's lease: one database read answers every missing key for a while."""
-        revision, keys = self.repository.keys_at_revision()
-        self.hooks.after_repository_read(key)
-        if read.revision is not None:
-            observed = read.revision
-            self.cache_call(lambda cache: cache.fill_keys(keys, revision=revision, observed_revision=observed))
-        if key not in keys:
-            return None, CacheOutcome.MISS
-        return self._refill(key, read)
 
     def fill(self, key: str, flag: StoredFlag, observed_revision: int) -> None:
         """Store what PostgreSQL said, unless a write was applied since `observed_revision` was read.
@@ -274,7 +291,7 @@ class CacheAside:
                     retried = True
                     continue
                 return self._bulk_bypass(snapshot)
-            self.l1.observe(signal)
+            self._observe(signal)
             answer = self._bulk_answer(snapshot, signal, leased, waited=time.monotonic() >= deadline)
             if answer is not None:
                 return answer
@@ -289,15 +306,16 @@ class CacheAside:
             self.l1.put(SNAPSHOT, snapshot)
             return FlagSet(snapshot.flags, snapshot.version, CacheOutcome.HIT, str(snapshot.version))
         if leased or waited:
-            return self._rebuild_snapshot(snapshot, revision)
+            return self._rebuild_snapshot(snapshot, signal)
         if snapshot is not None and not self.repository.available():
             return self._overlaid(snapshot)
         if snapshot is not None and current:  # expired, another container is rebuilding it
             return FlagSet(snapshot.flags, snapshot.version, CacheOutcome.HIT, str(snapshot.version))
         return None
 
-    def _rebuild_snapshot(self, snapshot: CacheSnapshot | None, observed: int) -> FlagSet:
+    def _rebuild_snapshot(self, snapshot: CacheSnapshot | None, signal: Signal) -> FlagSet:
         try:
+            observed = self._observed(CacheRead(None, signal))
             revision, flags = self.repository.list_at_revision(limit=MAX_FLAGS)
         except StoreUnavailableError:
             if snapshot is None:
@@ -363,7 +381,7 @@ class CacheAside:
         if got is UNAVAILABLE or not self._trust(got[1]):
             return 0
         entries, signal = got
-        self.l1.observe(signal)
+        self._observe(signal)
         now_ms = _now_ms()
         fresh = {key: entry.flag for key, entry in entries.items() if entry.fresh(now_ms) and entry.flag is not None}
         for key, flag in fresh.items():

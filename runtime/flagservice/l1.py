@@ -29,7 +29,7 @@ class _Slot(Generic[V]):
 class L1Cache(Generic[V]):
     max_age: float
     revalidate_after: float = REVALIDATE_AFTER
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = field(default=lambda: time.time())  # looked up per call: the wall clock
     max_entries: int = 10_000
     signal: Hashable | None = None
     _validated_at: float = float("-inf")

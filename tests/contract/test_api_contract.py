@@ -159,6 +159,11 @@ HOSTILE: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("PATCH", "/admin/flags/-bad", {"body": {"enabled": False}}, 400, "INVALID_KEY"),
     ("PATCH", "/admin/flags/checkout", {"body": {"enabled": False}, "if_match": '"9"'}, 412, "VERSION_CONFLICT"),
     ("PATCH", "/admin/flags/checkout", {"body": {"enabled": False}, "if_match": "W/x"}, 412, "VERSION_CONFLICT"),
+    ("PATCH", "/admin/flags/checkout", {"body": {"enabled": False}, "if_match": 'W/"1"'}, 412, "VERSION_CONFLICT"),
+    ("PATCH", "/admin/flags/checkout", {"body": {"enabled": False}, "if_match": '"7", W/"1"'}, 412, "VERSION_CONFLICT"),
+    ("PATCH", "/admin/flags/absent", {"body": {"enabled": False}, "if_match": 'W/"1"'}, 404, "FLAG_NOT_FOUND"),
+    ("DELETE", "/admin/flags/absent", {"if_match": '"1"'}, 404, "FLAG_NOT_FOUND"),
+    ("POST", "/admin/flags/absent/revert", {"body": {"version": 1}, "if_match": "junk"}, 404, "FLAG_NOT_FOUND"),
     ("DELETE", "/admin/flags/absent", {"if_match": "*"}, 404, "FLAG_NOT_FOUND"),
     ("POST", "/admin/flags/checkout/revert", {"body": {"version": "1"}}, 400, "INVALID_FLAG"),
     ("POST", "/admin/flags/checkout/revert", {"body": {"version": 1, "x": 1}}, 400, "INVALID_FLAG"),
@@ -177,6 +182,13 @@ HOSTILE: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("GET", "/admin/flags", {}, 405, "METHOD_NOT_ALLOWED"),
     ("GET", "/flags/a/b/c", {}, 404, "NOT_FOUND"),
 ]
+
+
+@pytest.mark.parametrize("if_match", ['"1"', "1", '"5", "1"', '"5",1', "*"])
+def test_if_match_accepts_strong_validators_a_list_and_star(service: FlagService, if_match: str) -> None:
+    create()
+    answer = call("PATCH", "/admin/flags/checkout", headers={**BEARER, "If-Match": if_match}, body={"enabled": False})
+    assert (answer.status, answer.json["version"], answer.json["enabled"]) == (200, 2, False)
 
 
 @pytest.mark.parametrize(("method", "path", "spec", "status", "code"), HOSTILE)

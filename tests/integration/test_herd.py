@@ -22,6 +22,7 @@ from tests import servers
 from tests.conftest import redis_cache
 
 READERS = 8
+BULK = "*bulk*"  # the reader evaluates every flag instead of one
 # Every statement that reads the flags table: a flag, several, the key set, the snapshot (not writes).
 FLAG_READS = ("SELECT%FROM flags%", "SELECT%JOIN flags%")
 
@@ -59,7 +60,10 @@ def _reader(postgres_url: str, redis_url: str, env: str, key: str, start_at: flo
     service = FlagService(PostgresFlagRepository.connect(postgres_url), cache)
     time.sleep(max(0.0, start_at - time.time()))
     try:
-        out.put(service.get_flag(key).outcome.value)
+        if key == BULK:
+            out.put(service.evaluate_all({"targetingKey": "u"}, if_none_match=None).outcome.value)
+        else:
+            out.put(service.get_flag(key).outcome.value)
     except Exception as exc:  # noqa: BLE001 - reported to the test, which asserts on it
         out.put(type(exc).__name__)
 
@@ -120,3 +124,15 @@ def test_cached_flags_cost_no_database_read(
     reset_counts(counted_postgres.url)
     assert set(herd(counted_postgres.url, redis_url, env, "hot")) == {"HIT"}
     assert flag_reads(counted_postgres.url) == 0
+
+
+def test_a_bulk_herd_after_a_write_reads_the_flag_set_once(
+    world: tuple[FlagService, str], counted_postgres: ServerProcess, redis_url: str
+) -> None:
+    writer, env = world
+    herd(counted_postgres.url, redis_url, env, BULK)
+    writer.patch_flag("hot", {"enabled": False}, actor="t", if_match=None)  # the snapshot is outdated now
+    reset_counts(counted_postgres.url)
+    results = herd(counted_postgres.url, redis_url, env, BULK)
+    assert sorted(set(results)) <= ["HIT", "MISS"] and results.count("MISS") == 1, results
+    assert flag_reads(counted_postgres.url) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -201,3 +202,73 @@ def test_a_stats_send_into_a_silent_redis_never_closes_the_breaker(
     call("GET", "/flags/checkout")
     call("GET", "/flags/checkout")
     assert cache.attempts == attempts + 1  # one failed probe re-opened it; the send had not closed it
+
+
+BULK = {"context": {"targetingKey": "u"}}
+
+
+def bulk_values(answer: Any) -> dict[str, Any]:
+    return {item["key"]: item["value"] for item in answer.json["flags"]}
+
+
+def test_a_bulk_snapshot_never_outlives_a_write_applied_after_it(
+    svc: FlagService, cache: InMemoryFlagCache, clock: Clock
+) -> None:
+    create("kill")
+    first = call("POST", "/ofrep/v1/evaluate/flags", body=BULK)
+    other = FlagService(svc.reads.repository, cache)  # another container flips the kill switch
+    other.patch_flag("kill", {"enabled": False}, actor="oncall", if_match=None)
+    svc.reads.l1.clear()  # past this container's 250 ms revalidation
+    again = call("POST", "/ofrep/v1/evaluate/flags", body=BULK, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status == 200 and bulk_values(again) == {"kill": False}
+    assert again.headers["etag"] != first.headers["etag"]
+
+
+def test_postgresql_down_overlays_newer_entries_on_an_outdated_snapshot(
+    svc: FlagService, cache: InMemoryFlagCache, repo: InMemoryFlagRepository
+) -> None:
+    create("kill")
+    create("other")
+    old = call("POST", "/ofrep/v1/evaluate/flags", body=BULK)
+    other = FlagService(repo, cache)
+    other.patch_flag("kill", {"enabled": False}, actor="oncall", if_match=None)
+    other.delete_flag("other", actor="oncall", if_match=None)
+    # Given PostgreSQL down, when bulk is asked while the snapshot is older than the kill switch
+    repo.down = True
+    svc.reads.l1.clear()
+    answer = call("POST", "/ofrep/v1/evaluate/flags", body=BULK)
+    # Then the answer is STALE and shows the kill switch and the delete, never the older snapshot
+    assert (answer.status, answer.headers["x-cache"], answer.headers["x-flags-degraded"]) == (200, "STALE", "true")
+    assert bulk_values(answer) == {"kill": False}
+    assert answer.headers["etag"] != old.headers["etag"]
+
+
+def test_an_expired_snapshot_is_stale_while_its_refresh_fails_and_a_hit_during_a_healthy_one(
+    svc: FlagService, cache: InMemoryFlagCache, repo: InMemoryFlagRepository
+) -> None:
+    create("a")
+    cache.soft_ttl = 0
+    call("POST", "/ofrep/v1/evaluate/flags", body=BULK)  # snapshot born expired
+    svc.reads.l1.clear()
+    cache.leases["*"] = cache.clock() + 60  # another container holds the rebuild lease
+    assert call("POST", "/ofrep/v1/evaluate/flags", body=BULK).headers["x-cache"] == "HIT"
+    repo.down = True
+    svc.reads.l1.clear()
+    answer = call("POST", "/ofrep/v1/evaluate/flags", body=BULK)
+    assert (answer.headers["x-cache"], answer.headers["x-flags-degraded"]) == ("STALE", "true")
+
+
+def test_a_frozen_container_revalidates_its_first_read_after_the_gap(
+    svc: FlagService, cache: InMemoryFlagCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create()
+    call("GET", "/flags/checkout")
+    other = FlagService(svc.reads.repository, cache)
+    other.patch_flag("checkout", {"enabled": False}, actor="oncall", if_match=None)
+    # Given a Lambda freeze: the monotonic clock stood still while the wall clock moved on
+    frozen = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: frozen)
+    wall = time.time() + 5
+    monkeypatch.setattr(time, "time", lambda: wall)
+    # Then the first read after the thaw revalidates and sees the write
+    assert call("GET", "/flags/checkout").json["enabled"] is False

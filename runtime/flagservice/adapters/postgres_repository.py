@@ -62,7 +62,8 @@ LIST_AT_REVISION = """
 SELECT c.revision, f.version, f.definition, f.updated_at FROM flag_revision_counter c
 LEFT JOIN flags f ON f.definition IS NOT NULL ORDER BY f.key COLLATE "C" LIMIT %(limit)s"""
 KEYS_AT_REVISION = """
-SELECT c.revision, f.key FROM flag_revision_counter c LEFT JOIN flags f ON f.definition IS NOT NULL"""
+SELECT c.revision, f.key, f.version, f.updated_at, CASE WHEN f.key = %(key)s THEN f.definition END AS definition
+FROM flag_revision_counter c LEFT JOIN flags f ON f.definition IS NOT NULL"""
 SYNC_STATE = """
 SELECT (SELECT revision FROM flag_revision_counter) AS revision,
        (SELECT min(revision) FROM cache_outbox) AS oldest_kept,
@@ -205,10 +206,11 @@ class PostgresFlagRepository:
         rows = self._read(lambda c: c.execute(LIST_AT_REVISION, {"limit": limit}).fetchall())
         return int(rows[0]["revision"]), [_stored(row) for row in rows if row["definition"] is not None]
 
-    def keys_at_revision(self) -> tuple[int, set[str]]:
-        """The keys of every live flag and the committed revision they are the state of."""
-        rows = self._read(lambda c: c.execute(KEYS_AT_REVISION).fetchall())
-        return int(rows[0]["revision"]), {row["key"] for row in rows if row["key"] is not None}
+    def keys_at_revision(self, key: str) -> tuple[int, set[str], StoredFlag | None]:
+        """The keys of every live flag, the committed revision they are the state of, and the flag `key`."""
+        rows = self._read(lambda c: c.execute(KEYS_AT_REVISION, {"key": key}).fetchall())
+        flag = next((_stored(row) for row in rows if row["definition"] is not None), None)
+        return int(rows[0]["revision"]), {row["key"] for row in rows if row["key"] is not None}, flag
 
     def save(self, definition: FlagDefinition, *, action: WriteAction, actor: str, if_match: IfMatch) -> WriteResult:
         return self._write(definition.key, lambda _: definition, action, actor, if_match)
