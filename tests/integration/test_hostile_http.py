@@ -190,3 +190,29 @@ def test_a_trickling_client_does_not_hold_the_only_worker(server: Server) -> Non
         stop.set()
         slow.join(timeout=5)
     assert status == 200
+
+
+ODD_TARGETS = [
+    b"GET /flags/%ff%fe",
+    b"GET /flags/%00",
+    b"GET /flags/%ed%a0%80",
+    b"GET /flags/\xff\xc3(",
+    b"GET /flags?after=%ed%a0%80",
+    b"GET /flags?limit=%00&limit=1e400",
+    b"GET /admin/flags/%ed%a0%80/history?after=-1",
+    b"POST /ofrep/v1/evaluate/flags/%ed%a0%80%0a",
+    b"DELETE /admin/flags/a%2fb",
+]
+
+
+@pytest.mark.parametrize("target", ODD_TARGETS, ids=[t.decode("latin-1") for t in ODD_TARGETS])
+def test_odd_bytes_in_paths_and_queries_are_4xx_in_the_contract_shape(server: Server, target: bytes) -> None:
+    before = server.written()
+    headers = f"Host: test\r\nConnection: close\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nX-Request-Id: \x7f\xff\r\n"
+    body = b'{"context": {}}'
+    request = target + b" HTTP/1.1\r\n" + headers.encode("latin-1") + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    status, answer = exchange(server.port, request)
+
+    assert 400 <= status < 500 and set(answer) <= {"errorCode", "errorDetails", "key"} and answer["errorCode"]
+    assert server.written() == before
