@@ -30,6 +30,8 @@ def admin_actor(event: APIGatewayProxyEvent, settings: Settings) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedError("admin routes need Authorization: Bearer <token>")
     expected = settings.ADMIN_TOKEN
-    if expected is None or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    # surrogatepass: a header is any str in a Lambda event, and a lone surrogate must be a 403, not a 500.
+    given = token.strip().encode("utf-8", "surrogatepass")
+    if expected is None or not hmac.compare_digest(given, expected.encode()):
         raise ForbiddenError("the admin token is wrong")
     return LOCAL_ACTOR

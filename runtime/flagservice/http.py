@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -14,11 +16,41 @@ from flagservice.errors import ParseError, PayloadTooLargeError
 from flagservice.ports import CacheOutcome, IfMatch
 
 MAX_BODY_BYTES = 32 * 1024
+MAX_NESTING = 64
 JSON = "application/json"
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # The stdlib keeps the last of repeated keys; another reader may keep the first: refuse the ambiguity.
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise ParseError("a key is repeated in one JSON object")
+    return found
+
+
+def _refuse_hostile_values(document: Any, *, escapes: bool) -> None:
+    """Nesting deeper than MAX_NESTING, numbers that overflowed to infinity, lone surrogates.
+
+    Iterative, so no depth can exhaust the stack. A lone surrogate can only come from a `\\u` escape
+    (UTF-8 cannot encode one), so strings are searched only when the text has an escape.
+    """
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParseError("a number overflows to infinity")
+        if escapes and isinstance(value, str) and _SURROGATE.search(value):
+            raise ParseError("a string holds a lone surrogate escape")
+        if isinstance(value, (dict, list)):
+            if depth > MAX_NESTING:
+                raise ParseError(f"JSON nests deeper than {MAX_NESTING}")
+            children = [*value, *value.values()] if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
 
 
 def body_bytes(event: APIGatewayProxyEvent) -> bytes:
@@ -39,16 +71,21 @@ def body_bytes(event: APIGatewayProxyEvent) -> bytes:
 
 
 def json_object(event: APIGatewayProxyEvent) -> dict[str, Any]:
-    """The body as a JSON object, or ParseError (not UTF-8, not JSON, not an object)."""
-    data = body_bytes(event)
+    """The body as a JSON object, or ParseError: not UTF-8, not JSON, not an object, or any other
+    PARSE_ERROR case of CONTRACT.md section 2 (repeated keys, lone surrogates, infinity, deep nesting)."""
     try:
-        parsed = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+        text = body_bytes(event).decode("utf-8")
     except UnicodeDecodeError:
         raise ParseError("the body is not UTF-8") from None
-    except (ValueError, RecursionError):
+    try:
+        parsed = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_object_without_repeats)
+    except RecursionError:
+        raise ParseError(f"JSON nests deeper than {MAX_NESTING}") from None
+    except ValueError:
         raise ParseError("the body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise ParseError("the body must be a JSON object")
+    _refuse_hostile_values(parsed, escapes="\\u" in text)
     return parsed
 
 
@@ -107,5 +144,6 @@ def read_headers(outcome: CacheOutcome, extra: dict[str, str] | None = None) -> 
 def error_body(code: str, detail: str, key: str | None = None) -> dict[str, str]:
     body = {"errorCode": code, "errorDetails": detail}
     if key is not None:
-        body["key"] = key
+        # An echoed path key may hold a lone surrogate, which no UTF-8 answer can carry.
+        body["key"] = key.encode("utf-8", "replace").decode("utf-8")
     return body

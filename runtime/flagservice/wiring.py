@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from typing import Any
 
 from flagservice import telemetry
-from flagservice.adapters.database_secret import database_conninfo
+from flagservice.adapters.database_secret import database_conninfo, read_secret
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.adapters.redis_cache import RedisFlagCache
 from flagservice.cache_aside import CacheAside
@@ -28,9 +29,7 @@ def redis_auth_token(settings: Settings) -> str | None:
     """The ElastiCache AUTH token from Secrets Manager, when one is configured."""
     if not settings.REDIS_AUTH_SECRET_ARN:
         return None
-    from aws_lambda_powertools.utilities import parameters
-
-    return str(parameters.get_secret(settings.REDIS_AUTH_SECRET_ARN, max_age=300))
+    return str(read_secret(settings.REDIS_AUTH_SECRET_ARN))
 
 
 def build_cache(settings: Settings) -> RedisFlagCache:
@@ -57,13 +56,17 @@ def get_service() -> FlagService:
     global _service, _sync
     if _service is None:
         settings = get_settings()
-        repository = build_repository(settings)
-        cache = build_cache(settings)
-        l1: L1Cache[Any] = L1Cache(max_age=settings.L1_MAX_AGE_MS / 1000)
-        reads = CacheAside(repository, cache, l1=l1)
-        _sync = SyncThread(CacheSync(repository, cache, reads))
-        reads.on_suspect = _sync.wake
-        _service = FlagService(repository, reads=reads)
+        with contextlib.ExitStack() as opened:  # a start-up failing halfway closes what it opened (pool threads)
+            repository = build_repository(settings)
+            opened.callback(repository.close)
+            cache = build_cache(settings)
+            l1: L1Cache[Any] = L1Cache(max_age=settings.L1_MAX_AGE_MS / 1000)
+            reads = CacheAside(repository, cache, l1=l1)
+            sync = SyncThread(CacheSync(repository, cache, reads))
+            reads.on_suspect = sync.wake
+            service = FlagService(repository, reads=reads)
+            opened.pop_all()
+        _service, _sync = service, sync
     if _sync is not None:
         _sync.ensure_started()
     return _service

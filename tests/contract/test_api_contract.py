@@ -135,6 +135,31 @@ def test_unknown_route_and_method() -> None:
 
 
 OVERSIZED = {"key": "big", "enabled": True, "description": "x" * (33 * 1024)}
+FLOAT_FLAG = '{"key": "k", "enabled": true, "variants": {"a": 1.5, "b": 0.5}, "defaultVariant": "a", "offVariant": "b"}'
+
+
+def nested(depth: int) -> Any:
+    """`depth` lists, each inside the next."""
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def nested_flag(depth: int) -> str:
+    """A valid object flag whose variant value makes the body nest `depth` deep (text: json.dumps would recurse)."""
+    inner = depth - 3  # the body, `variants` and the value's own list
+    return (
+        '{"key": "k", "enabled": true, "variants": {"a": ' + "[" * (inner + 1) + "]" * (inner + 1)
+        + ', "b": []}, "defaultVariant": "a", "offVariant": "b"}'
+    )  # fmt: skip
+
+
+def semver_flag(operand: str) -> dict[str, Any]:
+    condition = {"attribute": "app", "operator": "semver_gt", "value": operand}
+    return {"key": "k", "enabled": True, "rules": [{"conditions": [condition], "variant": "off"}]}
+
+
 HOSTILE: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/admin/flags", {"body": "{not json"}, 400, "PARSE_ERROR"),
     ("POST", "/admin/flags", {"body": "[1, 2]"}, 400, "PARSE_ERROR"),
@@ -181,6 +206,31 @@ HOSTILE: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("DELETE", "/flags/checkout", {}, 405, "METHOD_NOT_ALLOWED"),
     ("GET", "/admin/flags", {}, 405, "METHOD_NOT_ALLOWED"),
     ("GET", "/flags/a/b/c", {}, 404, "NOT_FOUND"),
+    # Issue 13: bodies that once were stored, or answered 500 (CONTRACT.md section 2, PARSE_ERROR row).
+    ("POST", "/admin/flags", {"body": FLOAT_FLAG.replace("1.5", "1e400")}, 400, "PARSE_ERROR"),
+    ("POST", "/admin/flags", {"body": FLOAT_FLAG.replace("1.5", "-1e400")}, 400, "PARSE_ERROR"),
+    ("POST", "/admin/flags", {"body": FLOAT_FLAG.replace("1.5", "1" + "0" * 400 + ".0")}, 400, "PARSE_ERROR"),
+    ("POST", "/admin/flags", {"body": '{"key": "k", "enabled": true, "description": "\\ud800"}'}, 400, "PARSE_ERROR"),
+    ("POST", "/admin/flags", {"body": '{"key": "k", "enabled": true, "\\udc00x": 1}'}, 400, "PARSE_ERROR"),
+    (
+        "POST",
+        "/admin/flags",
+        {"raw": b'{"key": "k", "enabled": true, "description": "\xed\xa0\x80"}'},
+        400,
+        "PARSE_ERROR",
+    ),
+    ("POST", "/admin/flags", {"body": '{"key": "k", "enabled": true, "enabled": false}'}, 400, "PARSE_ERROR"),
+    ("POST", "/admin/flags", {"body": '{"key": "k", "key": "checkout", "enabled": false}'}, 400, "PARSE_ERROR"),
+    ("POST", "/admin/flags", {"body": nested_flag(65)}, 400, "PARSE_ERROR"),
+    ("POST", "/admin/flags", {"body": nested_flag(5000)}, 400, "PARSE_ERROR"),
+    ("POST", "/admin/flags", {"body": semver_flag("1.0.0-" + "a" * 251)}, 400, "INVALID_FLAG"),
+    ("POST", "/admin/flags", {"body": {"key": "k", "enabled": True}, "auth": "Bearer \ud800"}, 403, "FORBIDDEN"),
+    ("PATCH", "/admin/flags/checkout", {"body": '{"enabled": false, "enabled": true}'}, 400, "PARSE_ERROR"),
+    ("PATCH", "/admin/flags/checkout", {"body": '{"description": 1e400}'}, 400, "PARSE_ERROR"),
+    ("PATCH", "/admin/flags/checkout", {"body": '{"description": "\\udfff"}'}, 400, "PARSE_ERROR"),
+    ("PATCH", "/admin/flags/checkout", {"body": {"description": "x", "rules": nested(70)}}, 400, "PARSE_ERROR"),
+    ("POST", "/admin/flags/checkout/revert", {"body": '{"version": 1, "version": 1}'}, 400, "PARSE_ERROR"),
+    ("DELETE", "/admin/flags/checkout", {"if_match": "\x00\ud800 garbage"}, 412, "VERSION_CONFLICT"),
 ]
 
 
@@ -209,3 +259,20 @@ def test_hostile_input_gets_its_error_and_writes_nothing(
     assert "Traceback" not in answer.body
     assert service._repository.revision() == before  # noqa: SLF001
     assert call("GET", "/flags/checkout").json["version"] == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        nested_flag(64),
+        semver_flag("1.0.0-" + "a" * 250),
+        FLOAT_FLAG.replace("1.5", "1e308"),
+        '{"key": "k", "enabled": true, "description": "\\ud83d\\ude00"}',
+    ],
+    ids=["nesting-64", "semver-256", "float-1e308", "surrogate-pair"],
+)
+def test_inputs_at_the_limits_are_accepted(body: Any) -> None:
+    answer = call("POST", "/admin/flags", body=body, headers=BEARER)
+
+    assert answer.status == 201, answer.body
+    assert call("GET", "/flags/k").json == answer.json

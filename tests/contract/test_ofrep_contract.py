@@ -124,3 +124,35 @@ def test_bulk_reads_the_database_once_then_serves_from_the_cache(service: FlagSe
     first = call("POST", "/ofrep/v1/evaluate/flags", body={"context": {}})
     second = call("POST", "/ofrep/v1/evaluate/flags", body={"context": {}})
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+
+
+DEEP_CONTEXT = '{"context": {"targetingKey": "u", "a": ' + "[" * 900 + "]" * 900 + "}}"
+HOSTILE_BODIES = {
+    "lone surrogate targetingKey": '{"context": {"targetingKey": "\\ud800"}}',
+    "lone surrogate attribute": '{"context": {"targetingKey": "u", "country": "DE\\udfff"}}',
+    "lone surrogate attribute name": '{"context": {"targetingKey": "u", "\\udbff": 1}}',
+    "number overflowing to infinity": '{"context": {"targetingKey": "u", "age": 1e400}}',
+    "repeated context": '{"context": {"targetingKey": "a"}, "context": {"targetingKey": "b"}}',
+    "repeated attribute": '{"context": {"targetingKey": "a", "targetingKey": "b"}}',
+    "nesting 900 deep": DEEP_CONTEXT,
+    "nesting 65 deep": '{"context": {"a": ' + "[" * 63 + "]" * 63 + "}}",
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+@pytest.mark.parametrize("path", ["/ofrep/v1/evaluate/flags/present", "/ofrep/v1/evaluate/flags"])
+def test_hostile_bodies_are_parse_errors_on_single_and_bulk(path: str, body: str) -> None:
+    create("present", **SPLIT)
+    answer = call("POST", path, body=body)
+
+    assert (answer.status, answer.json["errorCode"]) == (400, "PARSE_ERROR"), answer.body
+    assert answer.json["errorDetails"] and set(answer.json) <= {"key", "errorCode", "errorDetails"}
+
+
+def test_a_context_nesting_64_deep_is_evaluated() -> None:
+    create("present", **SPLIT)
+    answer = call(
+        "POST", "/ofrep/v1/evaluate/flags", body='{"context": {"targetingKey": "u", "a": ' + "[" * 62 + "]" * 62 + "}}"
+    )
+
+    assert answer.status == 200 and answer.json["flags"][0]["key"] == "present"

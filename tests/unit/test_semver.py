@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flagservice.flags.semver import SemVer, parse_semver
+from flagservice.flags.semver import MAX_SEMVER_LENGTH, SemVer, parse_semver
 
 
 def v(text: str) -> SemVer:
@@ -85,7 +85,7 @@ def test_a_core_number_beyond_the_int_conversion_limit_is_not_a_version_instead_
 
 
 def test_huge_numeric_prerelease_identifiers_compare_as_numbers() -> None:
-    small, large = v("1.0.0-" + "9" * 5000), v("1.0.0-1" + "0" * 5000)
+    small, large = v("1.0.0-" + "9" * 240), v("1.0.0-1" + "0" * 240)
 
     assert small < large
     assert small != large
@@ -171,3 +171,14 @@ def test_prerelease_ordering_is_total_and_antisymmetric(pre_a: list[str], pre_b:
 
     assert sum([a < b, a == b, a > b]) == 1
     assert a < v("1.0.0") and b < v("1.0.0")
+
+
+def test_a_version_of_the_maximum_length_parses() -> None:
+    text = "1.0.0-" + "a" * (MAX_SEMVER_LENGTH - len("1.0.0-"))
+
+    assert len(text) == MAX_SEMVER_LENGTH and v(text).pre == ("a" * (MAX_SEMVER_LENGTH - 6),)
+
+
+@pytest.mark.parametrize("text", ["1.0.0-" + "a" * 251, "1." * 200 + "1", "1" * 5000 + ".0.0", "1.0.0+" + "b" * 65536])
+def test_anything_longer_than_the_maximum_is_not_a_version(text: str) -> None:
+    assert len(text) > MAX_SEMVER_LENGTH and parse_semver(text) is None

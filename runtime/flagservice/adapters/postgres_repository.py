@@ -194,9 +194,12 @@ class PostgresFlagRepository:
         return {flag.key: flag for flag in map(_stored, rows)}
 
     def list_flags(self, *, after: str | None, limit: int) -> list[StoredFlag]:
+        # One collation for the comparison and the order (byte order, whatever the database's default:
+        # RDS's en_US.UTF-8 puts "a_b" before "a-b"), else a page boundary skips or repeats flags.
+        # '' sorts before every key, so one range condition serves the first page too (index flags_key_c).
         sql = (
             "SELECT version, definition, updated_at FROM flags WHERE definition IS NOT NULL"
-            ' AND (%(after)s::text IS NULL OR key > %(after)s) ORDER BY key COLLATE "C" LIMIT %(limit)s'
+            """ AND key COLLATE "C" > coalesce(%(after)s::text, '') ORDER BY key COLLATE "C" LIMIT %(limit)s"""
         )
         rows = self._read(lambda c: c.execute(sql, {"after": after, "limit": limit}).fetchall())
         return [_stored(row) for row in rows]

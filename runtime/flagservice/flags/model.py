@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from flagservice.flags.semver import parse_semver
+from flagservice.flags.semver import MAX_SEMVER_LENGTH, parse_semver
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _KEY_RE = re.compile(KEY_PATTERN)
@@ -120,6 +120,8 @@ class Condition(_Strict):
             raise ValueError(f"operator {op.value} takes a number")
         if op in STRING_OPERATORS and not isinstance(self.value, str):
             raise ValueError(f"operator {op.value} takes a string")
+        if op in SEMVER_OPERATORS and isinstance(self.value, str) and len(self.value) > MAX_SEMVER_LENGTH:
+            raise ValueError(f"operator {op.value} takes a semantic version of at most {MAX_SEMVER_LENGTH} characters")
         if op in SEMVER_OPERATORS and parse_semver(self.value) is None:
             raise ValueError(f"operator {op.value} takes a semantic version string")
         if op in {Operator.EQ, Operator.NEQ} and not _is_scalar(self.value):

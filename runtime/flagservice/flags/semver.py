@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from functools import total_ordering
 
+MAX_SEMVER_LENGTH = 256
+"""CONTRACT.md section 3: a longer operand is refused, a longer context value never satisfies a condition."""
+
 _SEMVER = re.compile(
     r"^v?(?P<major>0|[1-9]\d*)(?:\.(?P<minor>0|[1-9]\d*))?(?:\.(?P<patch>0|[1-9]\d*))?"
     r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?",
@@ -44,8 +47,11 @@ class SemVer:
 
 
 def parse_semver(text: object) -> SemVer | None:
-    """Return the version, or None when `text` is not a string holding a semantic version."""
-    if not isinstance(text, str):
+    """Return the version, or None when `text` is not a string holding a semantic version.
+
+    Over MAX_SEMVER_LENGTH characters is None without parsing, so no context value costs more than that.
+    """
+    if not isinstance(text, str) or len(text) > MAX_SEMVER_LENGTH:
         return None
     # fullmatch: `$` would also accept a trailing newline.
     match = _SEMVER.fullmatch(text)

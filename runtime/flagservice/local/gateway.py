@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -26,6 +28,9 @@ from flagservice.local.prefork import CLOSE_CONNECTION
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20  # the handler itself answers 413 above 32 KiB; this only bounds the server's memory
 DRAIN_LIMIT_BYTES = 16 << 20  # read and discard this much of a refused body so the client sees our 413
+MAX_LINE_BYTES = 1024  # a chunk-size or trailer line
+MAX_TRAILER_LINES = 64
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")  # int(x, 16) alone would take "-5", "0x5", "+5" and "1_0"
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
      "transfer-encoding", "upgrade"}
@@ -60,48 +65,97 @@ class LambdaContext:
 
 
 def read_body(environ: dict[str, Any]) -> bytes:
-    """The request body, bounded: Content-Length or chunked; refuse over MAX_BODY_BYTES with 413."""
+    """The whole request body, or RequestBodyError: 413 over MAX_BODY_BYTES; 400 PARSE_ERROR for malformed
+    framing, or a body that ends (or stalls past the request's read deadline) before its declared length."""
     stream = environ["wsgi.input"]
-    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return _read_chunked(stream)
     try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise RequestBodyError(400, "PARSE_ERROR", "Content-Length is not a number") from None
-    if length < 0:
-        raise RequestBodyError(400, "PARSE_ERROR", "Content-Length is negative")
+        if environ.get("HTTP_TRANSFER_ENCODING") is not None:
+            _require_chunked(str(environ["HTTP_TRANSFER_ENCODING"]))
+            return _read_chunked(stream)
+        return _read_sized(stream, _content_length(environ))
+    except TimeoutError:
+        raise _malformed("the body did not arrive in time") from None
+
+
+def _malformed(detail: str) -> RequestBodyError:
+    return RequestBodyError(400, "PARSE_ERROR", detail)
+
+
+def _require_chunked(transfer_encoding: str) -> None:
+    # Only chunked tells where the body ends; anything else last would leave its length unknown.
+    if transfer_encoding.rsplit(",", 1)[-1].strip().lower() != "chunked":
+        raise _malformed("a Transfer-Encoding must end with chunked")
+
+
+def _content_length(environ: dict[str, Any]) -> int:
+    """Content-Length as digits only (no sign, no `_`, no hex); repeated with different values is refused."""
+    raw = environ.get("flagservice.raw_headers") or []
+    values = {str(value).strip() for name, value in raw if str(name).lower() == "content-length"}
+    values = values or {str(environ.get("CONTENT_LENGTH") or "0").strip()}
+    if len(values) > 1:
+        raise _malformed("Content-Length is repeated with different values")
+    value = values.pop()
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise _malformed("Content-Length is not a whole number")
+    return int(value)
+
+
+def _read_sized(stream: Any, length: int) -> bytes:
     if length > MAX_BODY_BYTES:
         _drain(stream, length)
         raise RequestBodyError(413, "PAYLOAD_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
-    return bytes(stream.read(length)) if length else b""
+    data = bytes(stream.read(length)) if length else b""
+    if len(data) < length:
+        raise _malformed("the body is shorter than its Content-Length")
+    return data
 
 
 def _drain(stream: Any, length: int) -> None:
     """Discard a refused body (up to a limit) so closing the socket does not reset the client before it reads."""
     left = min(length, DRAIN_LIMIT_BYTES)
-    while left > 0:
-        chunk = stream.read(min(left, 65536))
-        if not chunk:
-            return
-        left -= len(chunk)
+    with contextlib.suppress(TimeoutError):
+        while left > 0:
+            chunk = stream.read(min(left, 65536))
+            if not chunk:
+                return
+            left -= len(chunk)
 
 
 def _read_chunked(stream: Any) -> bytes:
+    """A chunked body, strictly: hex sizes only, each chunk exactly its size and followed by CRLF."""
     body = bytearray()
     while True:
-        line = stream.readline(1024)
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise RequestBodyError(400, "PARSE_ERROR", "malformed chunked body") from None
+        size = _chunk_size(_line(stream))
         if size == 0:
-            while stream.readline(1024).strip():  # trailers, up to the blank line
-                pass
+            _skip_trailers(stream)
             return bytes(body)
         if len(body) + size > MAX_BODY_BYTES:
             raise RequestBodyError(413, "PAYLOAD_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
-        body += stream.read(size)
-        stream.readline(1024)
+        chunk = bytes(stream.read(size))
+        if len(chunk) < size or _line(stream) not in (b"\r\n", b"\n"):
+            raise _malformed("a chunk does not match its size")
+        body += chunk
+
+
+def _line(stream: Any) -> bytes:
+    line = bytes(stream.readline(MAX_LINE_BYTES))
+    if not line.endswith(b"\n"):
+        raise _malformed("malformed chunked body: a line is cut short or too long")
+    return line
+
+
+def _chunk_size(line: bytes) -> int:
+    digits = line.split(b";", 1)[0].strip()  # a chunk extension after `;` is allowed and ignored
+    if not _CHUNK_SIZE.fullmatch(digits):
+        raise _malformed("malformed chunked body: a chunk size is not hexadecimal")
+    return int(digits, 16)
+
+
+def _skip_trailers(stream: Any) -> None:
+    for _ in range(MAX_TRAILER_LINES):
+        if not _line(stream).strip():
+            return
+    raise _malformed(f"malformed chunked body: more than {MAX_TRAILER_LINES} trailer lines")
 
 
 def request_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import io
+import json
 import logging
 import os
 import select
@@ -31,7 +33,8 @@ from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-READ_TIMEOUT_SECONDS = 30.0
+READ_TIMEOUT_SECONDS = 30.0  # any one receive or send
+REQUEST_READ_SECONDS = 10.0  # a whole request: its line, headers and body (a trickling client holds no worker longer)
 KEEPALIVE_IDLE_SECONDS = 5.0
 KEEPALIVE_MAX_CONNECTIONS = 64
 CLOSE_CONNECTION = "flagservice.close_connection"  # an environ key the app sets when the body was not consumed
@@ -64,6 +67,41 @@ def ignore_stop_signals() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
+ERROR_CODES = {400: "PARSE_ERROR", 413: "PAYLOAD_TOO_LARGE", 414: "PAYLOAD_TOO_LARGE", 431: "PAYLOAD_TOO_LARGE"}
+INTERNAL_ERROR_BODY = b'{"errorCode": "GENERAL", "errorDetails": "internal error"}'
+
+
+class DeadlineReader(io.RawIOBase):
+    """The receiving side of a connection, with one deadline for a whole request when `deadline` is set.
+
+    A timeout per receive alone would let a client that sends a byte every few seconds (or a body
+    shorter than its Content-Length, never finished) hold a worker for as long as it likes.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self.sock = sock
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        if self.deadline is None:
+            try:
+                return self.sock.recv_into(buffer)
+            except BlockingIOError:
+                return None  # a non-blocking peek found nothing
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive in time")
+        self.sock.settimeout(left)
+        try:
+            return self.sock.recv_into(buffer)
+        finally:
+            self.sock.settimeout(READ_TIMEOUT_SECONDS)
+
+
 class RequestHandler(WSGIRequestHandler):
     """wsgiref's handler, with the client's raw headers and target kept and writes buffered into one send."""
 
@@ -76,6 +114,19 @@ class RequestHandler(WSGIRequestHandler):
         environ["RAW_URI"] = self.path
         environ["flagservice.raw_headers"] = list(self.headers.items())
         return environ
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The contract's error shape, not the stdlib's HTML page, for what it refuses itself (a bad request line)."""
+        self.log_error("code %d, message %s", code, message)
+        detail = message or self.responses.get(code, ("error",))[0]
+        body = json.dumps({"errorCode": ERROR_CODES.get(code, "GENERAL"), "errorDetails": detail}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def handle_expect_100(self) -> bool:
         self.send_response_only(100)
@@ -93,6 +144,8 @@ class KeepAliveServerHandler(ServerHandler):
     http_version = "1.1"
     keep_alive = False
     failed = False
+    error_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(INTERNAL_ERROR_BODY)))]
+    error_body = INTERNAL_ERROR_BODY
 
     def cleanup_headers(self) -> None:
         super().cleanup_headers()
@@ -117,8 +170,21 @@ class KeepAliveRequestHandler(RequestHandler):
         self.request, self.client_address, self.server = request, client_address, server
         self.setup()
 
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the stdlib's reader, replaced by one that keeps the request's deadline
+        self.reader = DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self.reader)
+
     def serve_one(self, *, may_keep: bool) -> bool:
-        """Read and answer one request; True if the connection stays open for another."""
+        """Read one request (within REQUEST_READ_SECONDS) and answer it; True if the connection stays open."""
+        self.reader.deadline = time.monotonic() + REQUEST_READ_SECONDS
+        try:
+            return self._serve_one(may_keep=may_keep)
+        finally:
+            self.reader.deadline = None
+
+    def _serve_one(self, *, may_keep: bool) -> bool:
         self.close_connection = True
         self.raw_requestline = self.rfile.readline(65537)
         if not self.raw_requestline:
