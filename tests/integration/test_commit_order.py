@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -19,7 +19,6 @@ import pytest
 
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.flags.model import FlagDefinition
-from flagservice.ports import WriteResult
 from flagservice.service import FlagService
 from tests.conftest import clean_database, redis_cache
 
@@ -82,8 +81,32 @@ def containers(postgres_url: str, redis_url: str) -> list[FlagService]:
     return [FlagService(PostgresFlagRepository.connect(postgres_url), cache) for cache in caches]
 
 
-def finished_at(future: Future[WriteResult], times: dict[str, float], name: str) -> None:
-    future.add_done_callback(lambda _: times.setdefault(name, time.monotonic()))
+class VisibilityWatch:
+    """An independent session polling which of the two writes is visible, to learn their commit order."""
+
+    def __init__(self, url: str, keys: dict[str, int]) -> None:
+        self.url, self.keys = url, keys
+        self.first_seen: dict[str, int] = {}
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        sql = "SELECT key, version FROM flags WHERE key = ANY(%s)"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for poll in range(100_000):
+                rows = dict(conn.execute(sql, (list(self.keys),)).fetchall())
+                for key, old in self.keys.items():
+                    if rows.get(key, old) > old:
+                        self.first_seen.setdefault(key, poll)
+                if len(self.first_seen) == len(self.keys):
+                    return
+                time.sleep(0.0005)
+
+    def order(self) -> tuple[str, str] | None:
+        """(earlier, later) when one write was seen committed strictly before the other, else None."""
+        self.thread.join(timeout=10)
+        (a, seen_a), (b, seen_b) = sorted(self.first_seen.items(), key=lambda item: item[1])
+        return (a, b) if seen_a < seen_b else None
 
 
 def test_revisions_follow_commit_order_and_every_read_path_serves_the_kill_switch(
@@ -94,21 +117,23 @@ def test_revisions_follow_commit_order_and_every_read_path_serves_the_kill_switc
     fast.put_flag(define("kill"), actor="t", if_match=None)
     reader.get_flag("kill")
     reader.evaluate_all({"targetingKey": "u"}, if_none_match=None)  # a bulk snapshot at the old revision
-    times: dict[str, float] = {}
+    watch = VisibilityWatch(postgres_url, {HELD_KEY: 1, "kill": 1})
     with ThreadPoolExecutor(2) as pool:
         # Given a write held by the database, and a kill switch written while it is held
         with Hold(postgres_url):
             held = pool.submit(slow.patch_flag, HELD_KEY, {"description": "slow"}, actor="t", if_match=None)
-            finished_at(held, times, "held")
             time.sleep(0.3)
             killed = pool.submit(fast.patch_flag, "kill", {"enabled": False}, actor="oncall", if_match=None)
-            finished_at(killed, times, "kill")
             time.sleep(0.5)
         held_result, kill_result = held.result(timeout=10), killed.result(timeout=10)
-    # Then the revision that committed later is the higher one
-    later, earlier = ("kill", "held") if times["kill"] >= times["held"] else ("held", "kill")
-    revisions = {"held": held_result.revision, "kill": kill_result.revision}
-    assert revisions[later] > revisions[earlier], (hold_point, times, revisions)
+    # Then the write that became visible later has the higher revision
+    revisions = {HELD_KEY: held_result.revision, "kill": kill_result.revision}
+    order = watch.order()
+    if order is not None:
+        earlier, later = order
+        assert revisions[later] > revisions[earlier], (hold_point, order, revisions)
+    if hold_point == "early":
+        assert order == ("kill", HELD_KEY)  # the held write took its revision after the kill switch committed
     # And every read path of the reader serves the kill switch within 1 s of its acknowledgement
     time.sleep(0.3)
     assert reader.get_flag("kill").flag.definition.enabled is False
