@@ -14,6 +14,7 @@ from flagservice.errors import InvalidFlagError
 from flagservice.flags.model import format_time
 from flagservice.http import if_match, json_object, json_response, query_int
 from flagservice.ports import HistoryEntry, WriteAction, WriteResult
+from flagservice.routes_read import flags_page
 from flagservice.settings import get_settings
 from flagservice.validation import describe, parse_definition, require_valid_key
 
@@ -33,6 +34,12 @@ def _actor() -> str:
 def _stored(result: WriteResult, status: int = 200) -> Response[str]:
     assert result.flag is not None
     return json_response(status, result.flag.to_api(), {**NO_STORE, "ETag": f'"{result.version}"'})
+
+
+@router.get("/admin/flags")
+def list_flags() -> Response[str]:
+    _actor()
+    return flags_page(router.current_event)
 
 
 @router.post("/admin/flags")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from flagservice import wiring
 from flagservice.errors import InvalidKeyError
@@ -24,7 +25,11 @@ def get_flag(key: str) -> Response[str]:
 
 @router.get("/flags")
 def list_flags() -> Response[str]:
-    event = router.current_event
+    return flags_page(router.current_event)
+
+
+def flags_page(event: APIGatewayProxyEvent) -> Response[str]:
+    """A page of `GET /flags` (also `GET /admin/flags`, the same answer under admin auth)."""
     limit = query_int(event, "limit", default=100, low=1, high=1000)
     after = query_str(event, "after")
     if after is not None and not is_valid_key(after):

@@ -204,7 +204,9 @@ HOSTILE: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("GET", "/flags", {"query": {"after": "-x"}}, 400, "INVALID_KEY"),
     ("GET", "/admin/flags/checkout/history", {"query": {"after": "x"}}, 400, "PARSE_ERROR"),
     ("DELETE", "/flags/checkout", {}, 405, "METHOD_NOT_ALLOWED"),
-    ("GET", "/admin/flags", {}, 405, "METHOD_NOT_ALLOWED"),
+    ("PUT", "/admin/flags", {}, 405, "METHOD_NOT_ALLOWED"),
+    ("GET", "/admin/flags", {"auth": None}, 401, "UNAUTHORIZED"),
+    ("GET", "/admin/flags", {"query": {"limit": "0"}}, 400, "PARSE_ERROR"),
     ("GET", "/flags/a/b/c", {}, 404, "NOT_FOUND"),
     # Issue 13: bodies that once were stored, or answered 500 (CONTRACT.md section 2, PARSE_ERROR row).
     ("POST", "/admin/flags", {"body": FLOAT_FLAG.replace("1.5", "1e400")}, 400, "PARSE_ERROR"),
@@ -232,6 +234,12 @@ HOSTILE: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/admin/flags/checkout/revert", {"body": '{"version": 1, "version": 1}'}, 400, "PARSE_ERROR"),
     ("DELETE", "/admin/flags/checkout", {"if_match": "\x00\ud800 garbage"}, 412, "VERSION_CONFLICT"),
 ]
+
+
+def test_admin_list_is_the_flag_list_under_admin_auth(service: FlagService) -> None:
+    create()
+    public, admin = call("GET", "/flags"), call("GET", "/admin/flags", headers=BEARER)
+    assert admin.status == 200 and admin.json == public.json and admin.json["flags"][0]["key"] == "checkout"
 
 
 @pytest.mark.parametrize("if_match", ['"1"', "1", '"5", "1"', '"5",1', "*"])
