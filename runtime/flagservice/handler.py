@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from flagservice import errors, routes_admin, routes_ofrep, routes_read, wiring
+from flagservice import cors, errors, routes_admin, routes_ofrep, routes_read, wiring
 from flagservice.http import error_body, json_response, read_headers
 from flagservice.lambda_context import LocalContext, allowed_methods, request_id
 from flagservice.ports import CacheOutcome
@@ -105,8 +105,13 @@ def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """API Gateway REST proxy event in, proxy result out; `X-Request-Id` echoed on every answer."""
-    answer: dict[str, Any] = _handle(event, context or LocalContext())
-    answer.setdefault("multiValueHeaders", {})["X-Request-Id"] = [logger.get_correlation_id() or request_id(event)]
+    answer = cors.preflight(event)
+    echoed = request_id(event)
+    if answer is None:
+        answer = _handle(event, context or LocalContext())
+        echoed = logger.get_correlation_id() or echoed
+    answer.setdefault("multiValueHeaders", {})["X-Request-Id"] = [echoed]
+    cors.decorate(event, answer)
     return answer
 
 

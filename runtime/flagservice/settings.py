@@ -29,6 +29,8 @@ class Settings(BaseModel):
     REDIS_MAX_CONNECTIONS: int = Field(default=10, ge=1, le=1000)
     ADMIN_TOKEN: str | None = Field(default=None, min_length=32)
     DB_PREPARED_STATEMENTS: bool = True  # false behind RDS Proxy, which pins sessions that prepare
+    CORS_ALLOWED_ORIGINS: str | None = Field(default=None, pattern=r"^(\*|https?://[^,\s]+(,https?://[^,\s]+)*)$")
+    EVENT_STREAM_URL: str | None = Field(default=None, pattern=r"^(https?|wss?)://\S+$")
 
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:
@@ -37,6 +39,13 @@ class Settings(BaseModel):
         if not self.DATABASE_URL and not self.DB_SECRET_ARN:
             raise ValueError("one of DATABASE_URL and DB_SECRET_ARN is required")
         return self
+
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        """Origins allowed to call the public routes from a browser: `*` locally unless set, none deployed."""
+        if self.CORS_ALLOWED_ORIGINS is None:
+            return frozenset() if self.deployed else frozenset({"*"})
+        return frozenset(self.CORS_ALLOWED_ORIGINS.split(","))
 
     @property
     def deployed(self) -> bool:
