@@ -47,7 +47,9 @@ class PostgresFlagRepository:
         self._breaker = CircuitBreaker(threshold=1, cooldown=1.0)
 
     @classmethod
-    def connect(cls, conninfo: str, *, timeout: float = 1.0, prepare: bool = True) -> PostgresFlagRepository:
+    def connect(
+        cls, conninfo: str | Callable[[], str], *, timeout: float = 1.0, prepare: bool = True
+    ) -> PostgresFlagRepository:
         """A pool of at most one connection per process, with short connect and statement timeouts.
 
         `prepare=False` turns psycopg's prepared statements off, as RDS Proxy needs.
