@@ -152,6 +152,10 @@ class ServiceStack(cdk.Stack):
             "AlarmTopicArn": (self.monitoring.alarm_topic.topic_arn, "Subscribe on-call to the alarms"),
             "FunctionName": (self.flags.function.function_name, "The flag function"),
             "DeploymentGroupName": (self.canary.deployment_group.deployment_group_name, "CodeDeploy canary"),
+            "DeploymentApplicationName": (
+                self.canary.deployment_group.application.application_name,
+                "CodeDeploy application (aws deploy list-deployments)",
+            ),
             # Where the function runs, for shells that must reach the stores (docs/operations.md, restore).
             "VpcId": (self.stateful.vpc.vpc_id, "The environment's VPC (from the stateful stack's parameters)"),
             "DatabaseSecurityGroupId": (self.stateful.database_security_group_id, "The database's security group"),
