@@ -89,9 +89,10 @@ class CanaryDeployment(Construct):
                 resources=[self.deployment_group.application.application_arn],
             )
         )
-        # The alias's UpdatePolicy names the hook, and the hook function waits for its role's policy, so the
-        # permissions exist in IAM before CodeDeploy calls it; the hook still retries an AccessDenied invoke
-        # for about 30 s, because IAM is eventually consistent.
+        # The alias's UpdatePolicy names the hook (a Ref: CloudFormation updates the hook first, cfn-lint's W3005
+        # says as much of an explicit DependsOn), and the hook waits for its role's policy, so the hook that
+        # CodeDeploy calls has this release's TARGET_VERSION and permissions. It still retries an AccessDenied
+        # invoke for about 30 s, because IAM is eventually consistent.
         self._acknowledge()
 
     def _allow_invoking_versions(self, function: lambda_.Function) -> None:
