@@ -60,9 +60,11 @@ class FlagServer:
     def get(self, path: str, *, timeout: float = 10.0) -> Answer:
         return request(self.port, "GET", path, timeout=timeout)
 
-    def admin(self, method: str, path: str, body: Any = None, *, timeout: float = 10.0) -> Answer:
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
-        return request(self.port, method, path, body=body, headers=headers, timeout=timeout)
+    def admin(
+        self, method: str, path: str, body: Any = None, *, timeout: float = 10.0, headers: dict[str, str] | None = None
+    ) -> Answer:
+        sent = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json", **(headers or {})}
+        return request(self.port, method, path, body=body, headers=sent, timeout=timeout)
 
     def _signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):

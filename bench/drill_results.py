@@ -12,8 +12,9 @@ from typing import Any
 
 from bench import report
 from bench.drill_faults import Drill
-from bench.load import Read, ReadLoop, Write
+from bench.load import Read, Write
 from bench.measure import percentile, write_delay
+from bench.readers import ReadLoop
 
 KILL_SWITCH = "kill-switch"
 
@@ -41,13 +42,19 @@ class Audit:
     not_served: set[tuple[str, int]]
 
 
+def _due(read: Read) -> float:
+    """When an open-loop read was due (the schedule decides which phase of a drill a read belongs to)."""
+    return read.start if read.scheduled is None else read.scheduled
+
+
 def _latency(reads: list[Read], start: float) -> dict[str, float | None]:
     def p(values: list[float], rank: float) -> float | None:
         return round(percentile(values, rank), 4) if values else None
 
     every = [r.latency for r in reads]
-    late = [r.latency for r in reads if r.start >= start + 1.0]
-    return {"p50": p(every, 50), "p99": p(every, 99), "p99_after_first_second": p(late, 99)}
+    late = [r.latency for r in reads if _due(r) >= start + 1.0]
+    top = round(max(every), 4) if every else None
+    return {"p50": p(every, 50), "p99": p(every, 99), "max": top, "p99_after_first_second": p(late, 99)}
 
 
 def _requests(loops: list[ReadLoop], writes: list[Write], start: float, end: float) -> int:
@@ -91,7 +98,7 @@ def _described(read: Read, fault_start: float) -> dict[str, Any]:
 
 def _reads(seen: Observed, loops: list[ReadLoop]) -> dict[str, Any]:
     reads = [read for loop in loops for read in loop.reads]
-    during = [read for read in reads if seen.start <= read.start < seen.end]
+    during = [read for read in reads if seen.start <= _due(read) < seen.end]
     return {
         "reads": len(reads),
         "failed_reads": sum(1 for r in reads if not r.ok),

@@ -20,7 +20,7 @@ after it). Its reads after the thaw are measured like any other.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 from bench.load import Read, Write
 
@@ -71,8 +71,10 @@ def reader_delay(write: Write, reads: Sequence[Read], windows: Sequence[Window] 
     return max(stale, default=ref) - ref
 
 
-def write_delay(write: Write, readers: dict[int, Sequence[Read]], windows: dict[int, Sequence[Window]]) -> float | None:
-    """The largest reader delay of one write; None if any reader never caught up."""
+def write_delay(
+    write: Write, readers: Mapping[Hashable, Sequence[Read]], windows: Mapping[Hashable, Sequence[Window]]
+) -> float | None:
+    """The largest reader delay of one write; None if any reader never caught up (readers and windows share ids)."""
     delays = [reader_delay(write, reads, windows.get(index, ())) for index, reads in readers.items()]
     return None if any(d is None for d in delays) else max(d for d in delays if d is not None)
 
