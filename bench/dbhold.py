@@ -55,7 +55,8 @@ class Hold:
     """The harness's side: arm for a (point, key), see the write waiting, let it go."""
 
     def __init__(self, url: str) -> None:
-        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+        # A held write that never commits must not hang the harness's next arm() for ever.
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=5, options="-c lock_timeout=10000")
         self._held = False
 
     def arm(self, point: str, key: str) -> None:

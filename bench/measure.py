@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from bench.load import Read, Write
 
 Window = tuple[float, float]  # (frozen at, thawed at)
+ReaderId = TypeVar("ReaderId", bound=Hashable)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -72,7 +74,7 @@ def reader_delay(write: Write, reads: Sequence[Read], windows: Sequence[Window] 
 
 
 def write_delay(
-    write: Write, readers: Mapping[Hashable, Sequence[Read]], windows: Mapping[Hashable, Sequence[Window]]
+    write: Write, readers: Mapping[ReaderId, Sequence[Read]], windows: Mapping[ReaderId, Sequence[Window]]
 ) -> float | None:
     """The largest reader delay of one write; None if any reader never caught up (readers and windows share ids)."""
     delays = [reader_delay(write, reads, windows.get(index, ())) for index, reads in readers.items()]

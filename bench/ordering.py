@@ -40,7 +40,7 @@ from typing import Any
 from bench import report
 from bench.cluster import Cluster, ClusterOptions, running_cluster
 from bench.dbhold import HOLD_CAP, POINTS, Hold, install
-from bench.load import Write, write_flag
+from bench.load import Read, Write, write_flag
 from bench.measure import reader_delay, stale_reads
 from bench.readers import PATHS, PathReader, etag_reuse, readers_for, reply_summary, run_readers
 
@@ -153,28 +153,34 @@ def if_match_round(cluster: Cluster, hold: Hold, point: str, number: int) -> dic
     }  # fmt: skip
 
 
+def _race_writes(rounds: list[Round]) -> list[tuple[Write, float]]:
+    """Every acknowledged race write, with the start of the next round (its reads are judged until then)."""
+    ends = [one.start for one in rounds[1:]] + [float("inf")]
+    return [(write, end) for one, end in zip(rounds, ends, strict=True)
+            for write in (one.race.first, one.race.second) if write.acked]  # fmt: skip
+
+
+def _verdict(write: Write, reads: list[Read], grace: float) -> tuple[int, int, float | None]:
+    """Of one reader's reads of the written flag: older ones started > grace after the 2xx, of them those
+    showing it enabled, and the delay until this reader served the write (measure.py)."""
+    assert write.version is not None
+    late = [r for r in reads if r.start > write.end + grace and r.version is not None and r.version < write.version]
+    return stale_reads(write, late, grace=grace), sum(1 for r in late if r.enabled), reader_delay(write, reads)
+
+
 def _path_rows(rounds: list[Round], readers: list[PathReader], grace: float) -> dict[str, dict[str, Any]]:
     """Per path: requests, failures, latency, reads > grace after a race write's 2xx that were older, worst delay."""
     rows = {}
     for path in PATHS:
         mine = [reader for reader in readers if reader.path == path]
-        stale = enabled = 0
-        delays: list[float | None] = []
-        for number, one in enumerate(rounds):
-            end = rounds[number + 1].start if number + 1 < len(rounds) else float("inf")
-            for write in (one.race.first, one.race.second):
-                if not write.acked:
-                    continue
-                for reader in mine:
-                    reads = [r for r in reader.reads if r.key == write.key and r.start < end]
-                    late = [r for r in reads if r.start > write.end + grace and r.version is not None]
-                    stale += stale_reads(write, late, grace=grace)
-                    enabled += sum(1 for r in late if r.enabled and r.version < write.version)  # type: ignore[operator]
-                    delays.append(reader_delay(write, reads))
-        replies = [reply for reader in mine for reply in reader.replies]
-        worst = None if any(d is None for d in delays) else max((d for d in delays if d is not None), default=None)
-        rows[path] = {**reply_summary(replies), "stale_after_grace": stale, "shown_enabled_after_grace": enabled,
-                      "not_converged": sum(1 for d in delays if d is None), "worst_delay_s": worst}  # fmt: skip
+        verdicts = [_verdict(write, [r for r in reader.reads if r.key == write.key and r.start < end], grace)
+                    for write, end in _race_writes(rounds) for reader in mine]  # fmt: skip
+        delays = [delay for _, _, delay in verdicts]
+        worst = None if None in delays else max((d for d in delays if d is not None), default=None)
+        rows[path] = {**reply_summary([reply for reader in mine for reply in reader.replies]),
+                      "stale_after_grace": sum(v[0] for v in verdicts),
+                      "shown_enabled_after_grace": sum(v[1] for v in verdicts),
+                      "not_converged": delays.count(None), "worst_delay_s": worst}  # fmt: skip
     return rows
 
 

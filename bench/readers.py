@@ -98,9 +98,10 @@ class PathReader:
         return [self._read(reply, reply.tag, None, None)]
 
     def _item(self, reply: Reply, item: dict[str, Any]) -> Read:
-        metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+        metadata = item.get("metadata")
+        version = metadata.get("version") if isinstance(metadata, dict) else None
         enabled = None if "errorCode" in item else item.get("reason") != "DISABLED"
-        return self._read(reply, str(item.get("key", "")), metadata.get("version"), enabled)
+        return self._read(reply, str(item.get("key", "")), version, enabled)
 
     def _bulk_items(self, reply: Reply, body: Any) -> list[dict[str, Any]] | None:
         """The flags this answer stands for: its own, or (a 304) the last body's; None if it shows none."""
