@@ -4,8 +4,9 @@ Each `Stream` is one kind of request to one server at a fixed rate: request i is
 start + i / rate whatever the server does, so a stalled server cannot hide by receiving fewer
 requests (no coordinated omission). A request's latency runs from the time it was due, so time spent
 queued behind busy connections counts. One thread drives every stream of an `OpenLoop` with one
-`select`, over keep-alive connections opened on demand (at most `connections` per stream); a kept
-connection the server closed while idle is retried on a new one, keeping the due time.
+`select`, over keep-alive connections opened on demand without blocking (at most `connections` per
+stream; a server that stops accepting must not stall the generator); a kept connection the server
+closed while idle is retried on a new one, keeping the due time.
 
 Every answer is kept as a `Reply`: when it was due, when its bytes left (`sent`: whether a read
 started after a write's acknowledgement is judged by this), when it ended, status, headers, body.
@@ -17,14 +18,17 @@ run whose generator could not keep up says so. Only 127.0.0.1 is addressed; time
 
 from __future__ import annotations
 
+import errno
+import os
 import selectors
+import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.http_load import Connection, Target
+from bench.http_load import HOST, ResponseParser
 
 TICK = 0.01  # the longest the loop sleeps: streams are checked at least this often
 
@@ -66,7 +70,7 @@ class Stream:
     replies: list[Reply] = field(default_factory=list)
     due: deque[float] = field(default_factory=deque)
     issued: int = 0
-    idle: list[Connection] = field(default_factory=list)
+    idle: list[_Conn] = field(default_factory=list)
     busy: int = 0
 
     def finished(self, reply: Reply) -> None:
@@ -74,14 +78,33 @@ class Stream:
         self.on_reply(reply)
 
 
+class _Conn:
+    """A keep-alive client connection, connected without blocking (a stalled server must not stall the loop)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setblocking(False)
+        code = self.sock.connect_ex((HOST, port))
+        if code not in (0, errno.EINPROGRESS):
+            self.sock.close()
+            raise OSError(code, os.strerror(code))
+        self.connected = code == 0
+        self.parser = ResponseParser()
+        self.uses = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 @dataclass(eq=False)
 class _InFlight:
     stream: Stream
-    conn: Connection
+    conn: _Conn
     tag: str
     request: bytes
     scheduled: float
-    sent: float
+    sent: float = 0.0  # 0 while the connection is being made
 
 
 class OpenLoop:
@@ -91,7 +114,7 @@ class OpenLoop:
         self.streams, self.timeout, self.connections = streams, timeout, connections
         self.lag: list[float] = []
         self._selector = selectors.SelectSelector()  # epoll rounds its timeout up to whole milliseconds
-        self._in_flight: dict[Connection, _InFlight] = {}
+        self._in_flight: dict[_Conn, _InFlight] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started = 0.0
@@ -109,12 +132,19 @@ class OpenLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            now = time.monotonic()
-            self._schedule(now)
-            self._send_due()
-            self._wait(now)
-            self._expire(time.monotonic())
-        self._drain()
+            self._schedule(time.monotonic())
+            self._step()
+        while self._in_flight or any(stream.due for stream in self.streams):
+            self._step()  # after stop: no new requests; what was due is sent, and everything ends or times out
+        for stream in self.streams:
+            for conn in stream.idle:
+                conn.close()
+            stream.idle.clear()
+
+    def _step(self) -> None:
+        self._send_due()
+        self._wait()
+        self._expire(time.monotonic())
 
     def _schedule(self, now: float) -> None:
         for stream in self.streams:
@@ -127,42 +157,72 @@ class OpenLoop:
         for stream in self.streams:
             while stream.due and (stream.idle or stream.busy < self.connections):
                 scheduled = stream.due.popleft()
-                self._send(stream, stream.idle.pop() if stream.idle else None, *stream.build(), scheduled)
+                self._start(stream, stream.idle.pop() if stream.idle else None, *stream.build(), scheduled)
 
-    def _send(self, stream: Stream, conn: Connection | None, tag: str, request: bytes, scheduled: float) -> None:
-        """Write one request (on `conn`, or a new connection); a failure to connect or send is a failed reply."""
+    def _start(self, stream: Stream, conn: _Conn | None, tag: str, request: bytes, scheduled: float) -> None:
+        """Send one request on `conn`, or on a new connection once it is made (a failure is a failed reply)."""
         try:
-            conn = conn or Connection(Target(stream.name, stream.port), self.timeout)
-            conn.parser.reset()
-            conn.sock.sendall(request)
+            conn = conn or _Conn(stream.port)
         except OSError as error:
-            if conn is not None:
-                conn.close()
             self._failed(stream, tag, scheduled, time.monotonic(), type(error).__name__)
             return
-        conn.uses += 1
+        conn.parser.reset()
+        flight = _InFlight(stream, conn, tag, request, scheduled)
+        self._in_flight[conn] = flight
         stream.busy += 1
-        self._in_flight[conn] = _InFlight(stream, conn, tag, request, scheduled, time.monotonic())
-        self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+        if conn.connected:
+            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            self._send(flight)
+        else:
+            self._selector.register(conn.sock, selectors.EVENT_WRITE, conn)
 
-    def _wait(self, now: float) -> None:
-        next_due = min((self.started + s.issued / s.rate for s in self.streams), default=now + TICK)
-        timeout = min(max(0.0, next_due - time.monotonic()), TICK)
+    def _send(self, flight: _InFlight) -> None:
+        try:
+            flight.conn.sock.sendall(flight.request)  # small: it fits the socket's buffer at once
+        except OSError as error:
+            self._fail(flight, type(error).__name__)
+            return
+        flight.sent = time.monotonic()
+        flight.conn.uses += 1
+
+    def _connected(self, flight: _InFlight) -> None:
+        error = flight.conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            self._fail(flight, os.strerror(error))
+            return
+        flight.conn.connected = True
+        self._selector.modify(flight.conn.sock, selectors.EVENT_READ, flight.conn)
+        self._send(flight)
+
+    def _wait(self) -> None:
+        """Until the next request is due (at most TICK), handle what the sockets have."""
+        timeout = TICK
+        if not self._stop.is_set():
+            next_due = min(self.started + stream.issued / stream.rate for stream in self.streams)
+            timeout = min(max(0.0, next_due - time.monotonic()), TICK)
         if not self._in_flight:
             time.sleep(timeout)
             return
-        for key, _ in self._selector.select(timeout):
-            self._receive(key.data)
+        for key, events in self._selector.select(timeout):
+            flight = self._in_flight.get(key.data)
+            if flight is None:
+                continue
+            if events & selectors.EVENT_WRITE:
+                self._connected(flight)
+            else:
+                self._receive(flight)
 
-    def _receive(self, conn: Connection) -> None:
-        flight = self._in_flight[conn]
+    def _receive(self, flight: _InFlight) -> None:
+        conn = flight.conn
         try:
             data = conn.sock.recv(65536)
+        except BlockingIOError:
+            return
         except OSError:
             data = b""
         if not data and conn.uses > 1 and not conn.parser.buffer:
             self._retire(flight)  # a kept connection the server closed while idle: as any client, retry
-            self._send(flight.stream, None, flight.tag, flight.request, flight.scheduled)
+            self._start(flight.stream, None, flight.tag, flight.request, flight.scheduled)
             return
         if not data:
             self._fail(flight, "ConnectionClosed")
@@ -192,7 +252,7 @@ class OpenLoop:
 
     def _fail(self, flight: _InFlight, error: str) -> None:
         self._retire(flight)
-        self._failed(flight.stream, flight.tag, flight.scheduled, flight.sent, error)
+        self._failed(flight.stream, flight.tag, flight.scheduled, flight.sent or time.monotonic(), error)
 
     @staticmethod
     def _failed(stream: Stream, tag: str, scheduled: float, sent: float, error: str) -> None:
@@ -207,23 +267,10 @@ class OpenLoop:
 
     def _expire(self, now: float) -> None:
         for flight in [f for f in self._in_flight.values() if now - f.scheduled > self.timeout]:
-            self._fail(flight, "Timeout")
+            self._fail(flight, "Timeout" if flight.sent else "ConnectTimeout")
         for stream in self.streams:
             while stream.due and now - stream.due[0] > self.timeout:
                 self._failed(stream, "", stream.due.popleft(), now, "NotSent")  # every connection stayed busy
-
-    def _drain(self) -> None:
-        """After stop: no new requests; queued ones are sent, and everything finishes or times out."""
-        while self._in_flight or any(stream.due for stream in self.streams):
-            self._send_due()
-            if self._in_flight:
-                for key, _ in self._selector.select(TICK):
-                    self._receive(key.data)
-            self._expire(time.monotonic())
-        for stream in self.streams:
-            for conn in stream.idle:
-                conn.close()
-            stream.idle.clear()
 
     def lag_summary(self) -> dict[str, float | None]:
         """How late the generator itself noticed requests were due (its own slowness, not the servers')."""

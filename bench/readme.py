@@ -37,7 +37,7 @@ def _machine(results: dict[str, Any]) -> str:
 
 
 def consistency(results: dict[str, Any] | None, order: dict[str, Any] | None = None) -> str:
-    if results is None:
+    if results is None or "paths" not in results:  # none yet, or from before every path was read
         return "_No results yet: run `make bench-propagation`._"
     plan = results["plan"]
     lines = [
@@ -73,7 +73,7 @@ def ordered(results: dict[str, Any] | None) -> list[str]:
 
 
 def reliability(results: dict[str, Any] | None) -> str:
-    if results is None:
+    if results is None or "rate" not in results["plan"]:  # none yet, or from before the drills ran open loop
         return "_No results yet: run `make drill`._"
     plan = results["plan"]
     lines = [
