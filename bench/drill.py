@@ -50,9 +50,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "drills.json"
 HANDLER = "bench.drill_handler.lambda_handler"
 OPTIONS = ClusterOptions(servers=3, proxied_redis=True, counted_postgres=True, handler=HANDLER, flags_env="drill")
 
-SHORT = DrillPlan(baseline=1.0, fault=2.5, flip_after=0.6, settle=1.0, recovery_cap=20.0, flags=10, rate=100.0,
+SHORT = DrillPlan(baseline=1.0, fault=2.5, flip_after=0.6, settle=1.0, recovery_cap=20.0, flags=10, rate=50.0,
                   write_every=0.5)  # fmt: skip
-LONG = DrillPlan(baseline=3.0, fault=10.0, flip_after=2.0, settle=3.0, recovery_cap=20.0, flags=40, rate=200.0,
+LONG = DrillPlan(baseline=3.0, fault=10.0, flip_after=2.0, settle=3.0, recovery_cap=20.0, flags=40, rate=100.0,
                  write_every=0.25)  # fmt: skip
 
 
