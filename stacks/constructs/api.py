@@ -11,6 +11,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.config import ApiConfig
+from stacks.nag import acknowledge, aws_managed_policy, logical_id
 
 STAGE_NAME = "v1"
 ADMIN_PATH = "admin"
@@ -116,10 +117,7 @@ class FlagApi(Construct):
     @property
     def logical_id(self) -> str:
         """The RestApi's logical id, resolved (cdk-nag names it in findings on policies that reference it)."""
-        stack = cdk.Stack.of(self)
-        resource = self.api.node.default_child
-        assert isinstance(resource, cdk.CfnElement)
-        return str(stack.resolve(stack.get_logical_id(resource)))
+        return logical_id(self.api)
 
     def admin_invoke_arn(self) -> str:
         """execute-api:Invoke on every method under /admin of this API's stage, and nothing else."""
@@ -155,45 +153,37 @@ class FlagApi(Construct):
         return key, plan
 
     def _acknowledge(self) -> None:
-        role = self.api.node.find_child("CloudWatchRole")
-        cdk.Validations.of(role).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AmazonAPIGatewayPushToCloudWatchLogs]",
-                reason="AWS-maintained policy of API Gateway's account-level logging role, which stage execution "
-                "logs need; API Gateway alone assumes it.",
-            )
-        )
-        acknowledge = cdk.Validations.of(self.api).acknowledge
         acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-APIG2",
-                reason="The handler validates every body, path and query parameter and answers in the contract's "
-                "error shape; an API Gateway validator would only know the models given to it and answer in its own.",
-            )
+            self.api.node.find_child("CloudWatchRole"),
+            aws_managed_policy("AmazonAPIGatewayPushToCloudWatchLogs"),
+            "AWS-maintained policy of API Gateway's account-level logging role, which stage execution "
+            "logs need; API Gateway alone assumes it.",
         )
-        cdk.Validations.of(self.stage).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-APIG3",
-                reason="No WAF for now: reads need an API key, writes a SigV4 signature, and the stage and usage "
-                "plan throttle; a web ACL adds $5 a month plus rules and per-request fees (docs/operations.md).",
-            )
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG2",
+            "The handler validates every body, path and query parameter and answers in the contract's "
+            "error shape; an API Gateway validator would only know the models given to it and answer in its own.",
+        )
+        acknowledge(
+            self.stage,
+            "AwsSolutions-APIG3",
+            "No WAF for now: reads need an API key, writes a SigV4 signature, and the stage and usage "
+            "plan throttle; a web ACL adds $5 a month plus rules and per-request fees (docs/operations.md).",
         )
         for method in self.read_methods:
-            cdk.Validations.of(method).acknowledge(
-                cdk.Acknowledgment(
-                    id="AwsSolutions-APIG4",
-                    reason="Reads are authorized by API keys of a usage plan (CONTRACT.md: X-API-Key); the handler "
-                    "serves no write on these resources: /admin is a separate resource with IAM authorization.",
-                )
+            acknowledge(
+                method,
+                "AwsSolutions-APIG4",
+                "Reads are authorized by API keys of a usage plan (CONTRACT.md: X-API-Key); the handler "
+                "serves no write on these resources: /admin is a separate resource with IAM authorization.",
             )
         for method in [*self.read_methods, *self.admin_methods]:
-            cdk.Validations.of(method).acknowledge(
-                cdk.Acknowledgment(
-                    id="AwsSolutions-COG4",
-                    reason="No end users here: callers are services with API keys (reads) and operators with IAM "
-                    "credentials and SigV4 (writes); a Cognito user pool would add a second identity system.",
-                )
+            acknowledge(
+                method,
+                "AwsSolutions-COG4",
+                "No end users here: callers are services with API keys (reads) and operators with IAM "
+                "credentials and SigV4 (writes); a Cognito user pool would add a second identity system.",
             )
 
 

@@ -19,6 +19,7 @@ from constructs import Construct
 
 from stacks.config import CacheConfig
 from stacks.constructs.network import CACHE_PORT
+from stacks.nag import acknowledge
 from stacks.naming import (
     cache_default_user_id,
     cache_group_id,
@@ -81,13 +82,12 @@ class CacheUsers(Construct):
             user_group_id=cache_user_group_id(environment),
             user_ids=[default_user.ref, self.service_user.ref],
         )
-        cdk.Validations.of(self.default_password).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="The password of the cache's `default` user, which is switched off (access string "
-                "'off -@all'): nobody can sign in with it, so rotating it would protect nothing. The service "
-                "signs in with IAM tokens that expire after 15 minutes.",
-            )
+        acknowledge(
+            self.default_password,
+            "AwsSolutions-SMG4",
+            "The password of the cache's `default` user, which is switched off (access string "
+            "'off -@all'): nobody can sign in with it, so rotating it would protect nothing. The service "
+            "signs in with IAM tokens that expire after 15 minutes.",
         )
 
 
@@ -191,19 +191,17 @@ class FlagCache(Construct):
                 )
             ],
         )
-        cdk.Validations.of(group).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-AEC6",
-                reason="Signed into with IAM through an RBAC user group instead of an AUTH token: 15-minute "
-                "tokens computed from the function's role, no shared secret; the default user is switched off.",
-            )
+        acknowledge(
+            group,
+            "AwsSolutions-AEC6",
+            "Signed into with IAM through an RBAC user group instead of an AUTH token: 15-minute "
+            "tokens computed from the function's role, no shared secret; the default user is switched off.",
         )
         if not config.multi_az:
-            cdk.Validations.of(group).acknowledge(
-                cdk.Acknowledgment(
-                    id="AwsSolutions-AEC4",
-                    reason="Single node outside prod to halve the cost: the cache holds derived data and the "
-                    "service serves from PostgreSQL (BYPASS) while it is down.",
-                )
+            acknowledge(
+                group,
+                "AwsSolutions-AEC4",
+                "Single node outside prod to halve the cost: the cache holds derived data and the "
+                "service serves from PostgreSQL (BYPASS) while it is down.",
             )
         return group

@@ -12,6 +12,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.nag import acknowledge, aws_managed_policy, logical_id
+
 HOOK_DIR = Path(__file__).resolve().parent.parent / "hooks"
 HOOK_HANDLER = "canary_hook.handler"
 # The hook needs only boto3, which every Python runtime ships: it can follow the newest runtime.
@@ -105,39 +107,27 @@ class CanaryDeployment(Construct):
 
     def _acknowledge(self) -> None:
         role = self.deployment_group.role
-        cdk.Validations.of(role).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSCodeDeployRoleForLambdaLimited]",
-                reason="AWS-maintained minimum for CodeDeploy on Lambda: read alarms, move the alias, invoke hooks; "
-                "AWS updates it when CodeDeploy needs more.",
-            )
+        acknowledge(
+            role,
+            aws_managed_policy("AWSCodeDeployRoleForLambdaLimited"),
+            "AWS-maintained minimum for CodeDeploy on Lambda: read alarms, move the alias, invoke hooks; "
+            "AWS updates it when CodeDeploy needs more.",
         )
-        hook_arn = cdk.Stack.of(self).resolve(cdk.Stack.of(self).get_logical_id(self._cfn(self.hook)))
-        cdk.Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
-            cdk.Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{hook_arn}.Arn>:*]",
-                reason="CodeDeploy may invoke only the canary hook function: the wildcard covers that one "
-                "function's versions and aliases, as CDK's invoke grant always does.",
-            )
+        acknowledge(
+            role.node.find_child("DefaultPolicy"),
+            f"AwsSolutions-IAM5[Resource::<{logical_id(self.hook)}.Arn>:*]",
+            "CodeDeploy may invoke only the canary hook function: the wildcard covers that one "
+            "function's versions and aliases, as CDK's invoke grant always does.",
         )
         hook_role = self.hook.role
         assert hook_role is not None
-        function_id = cdk.Stack.of(self).resolve(cdk.Stack.of(self).get_logical_id(self._cfn(self._function)))
-        cdk.Validations.of(hook_role.node.find_child("DefaultPolicy")).acknowledge(
-            cdk.Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
-                reason="The hook may invoke the published versions of the one flag function: the version "
-                "CodeDeploy targets may be an older release, and a grant that changes with every release "
-                "would still be propagating through IAM when the hook runs.",
-            )
+        acknowledge(
+            hook_role.node.find_child("DefaultPolicy"),
+            f"AwsSolutions-IAM5[Resource::<{logical_id(self._function)}.Arn>:*]",
+            "The hook may invoke the published versions of the one flag function: the version "
+            "CodeDeploy targets may be an older release, and a grant that changes with every release "
+            "would still be propagating through IAM when the hook runs.",
         )
-
-    @staticmethod
-    def _cfn(construct: Construct) -> cdk.CfnElement:
-        child = construct.node.default_child
-        assert isinstance(child, cdk.CfnElement)
-        return child
 
     def _hook(
         self,

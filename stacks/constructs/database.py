@@ -10,6 +10,7 @@ from constructs import Construct
 
 from stacks.config import DatabaseConfig
 from stacks.constructs.network import DATABASE_PORT, ISOLATED
+from stacks.nag import acknowledge
 
 DATABASE_NAME = "flags"
 MASTER_USERNAME = "flags_admin"
@@ -107,27 +108,23 @@ class FlagDatabase(Construct):
         return self.instance.db_instance_endpoint_address
 
     def _acknowledge(self, config: DatabaseConfig) -> None:
-        acknowledge = cdk.Validations.of(self.instance).acknowledge
         acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-RDS11",
-                reason="Default port 5432 on purpose: only the function security groups may reach it; a "
-                "non-default port adds no protection inside an isolated VPC.",
-            )
+            self.instance,
+            "AwsSolutions-RDS11",
+            "Default port 5432 on purpose: only the function security groups may reach it; a "
+            "non-default port adds no protection inside an isolated VPC.",
         )
         if not config.multi_az:
             acknowledge(
-                cdk.Acknowledgment(
-                    id="AwsSolutions-RDS3",
-                    reason="Single-AZ outside prod to halve the cost; prod is Multi-AZ. Backups and "
-                    "point-in-time restore cover an AZ loss in dev and staging.",
-                )
+                self.instance,
+                "AwsSolutions-RDS3",
+                "Single-AZ outside prod to halve the cost; prod is Multi-AZ. Backups and "
+                "point-in-time restore cover an AZ loss in dev and staging.",
             )
         if not config.deletion_protection:
             acknowledge(
-                cdk.Acknowledgment(
-                    id="AwsSolutions-RDS10",
-                    reason="Dev and staging are torn down with their stacks; prod has deletion protection "
-                    "and a RETAIN removal policy.",
-                )
+                self.instance,
+                "AwsSolutions-RDS10",
+                "Dev and staging are torn down with their stacks; prod has deletion protection "
+                "and a RETAIN removal policy.",
             )

@@ -7,6 +7,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.constructs.api import ADMIN_PATH, STAGE_NAME
+from stacks.nag import acknowledge
 
 
 class FlagOperators(Construct):
@@ -39,11 +40,10 @@ class FlagOperators(Construct):
                 iam.PolicyStatement(sid="ReadersApiKey", actions=["apigateway:GET"], resources=[reader_key_arn]),
             ],
         )
-        cdk.Validations.of(self.policy).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
-                f"<{api_logical_id}>/{STAGE_NAME}/*/{ADMIN_PATH}/*]",
-                reason="The wildcards are the HTTP method and the path below /admin of this one API and stage: "
-                "an operator may call every admin route and no read route.",
-            )
+        acknowledge(
+            self.policy,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+            f"<{api_logical_id}>/{STAGE_NAME}/*/{ADMIN_PATH}/*]",
+            "The wildcards are the HTTP method and the path below /admin of this one API and stage: "
+            "an operator may call every admin route and no read route.",
         )

@@ -17,6 +17,7 @@ from constructs import Construct
 
 from stacks.bundling import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, runtime_code
 from stacks.constructs.network import ISOLATED
+from stacks.nag import acknowledge, aws_managed_policy
 
 # Local-only settings (CONTRACT.md section 4): a deployed function reads secrets and uses IAM instead.
 FORBIDDEN_ENVIRONMENT = frozenset({"DATABASE_URL", "ADMIN_TOKEN"})
@@ -77,16 +78,14 @@ class ServiceFunction(Construct):
     def _acknowledge(self) -> None:
         assert self.function.role is not None
         for policy in MANAGED_POLICIES:
-            cdk.Validations.of(self.function.role).acknowledge(
-                cdk.Acknowledgment(
-                    id=f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{policy}]",
-                    reason="AWS-maintained minimum for a function in a VPC: its network interfaces and its logs.",
-                )
+            acknowledge(
+                self.function.role,
+                aws_managed_policy(policy),
+                "AWS-maintained minimum for a function in a VPC: its network interfaces and its logs.",
             )
-        cdk.Validations.of(self.function).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-L1",
-                reason="Python 3.12 on purpose: the bundle's wheels are resolved and tested for cp312 "
-                "(tests/infrastructure/test_wheels.py); the runtime moves together with requirements.txt.",
-            )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "Python 3.12 on purpose: the bundle's wheels are resolved and tested for cp312 "
+            "(tests/infrastructure/test_wheels.py); the runtime moves together with requirements.txt.",
         )
