@@ -13,12 +13,13 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
-from stacks.constructs.api import STAGE_NAME, FlagApi
+from stacks.constructs.api import FlagApi
+from stacks.constructs.cache import CacheNodes
 from stacks.constructs.canary import CanaryDeployment
 from stacks.constructs.database import postgres_engine
 from stacks.constructs.database_proxy import FlagDatabaseProxy
 from stacks.constructs.flag_function import FlagFunction, flag_settings
-from stacks.constructs.monitoring import MonitoredResources, Monitoring
+from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.operators import FlagOperators
 from stacks.constructs.stateful_parameters import StatefulReferences
 from stacks.cost_tags import apply_cost_tags
@@ -26,11 +27,6 @@ from stacks.naming import SERVICE_NAME, cache_group_id, cache_iam_user_id, metri
 
 # `cdk deploy -c flagservice:canaryAcceptDegraded=true`: let a fix through while a store is down.
 ACCEPT_DEGRADED_CONTEXT = "flagservice:canaryAcceptDegraded"
-
-
-def cache_node_ids(group_id: str, replicas: int) -> list[str]:
-    """ElastiCache names a replication group's nodes `<group id>-001`, `-002`, ... (CloudWatch dimensions)."""
-    return [f"{group_id}-{index:03d}" for index in range(1, 2 + replicas)]
 
 
 class ServiceStack(cdk.Stack):
@@ -79,16 +75,10 @@ class ServiceStack(cdk.Stack):
             self,
             "Monitoring",
             config=config,
-            resources=MonitoredResources(
-                namespace=metrics_namespace(config.name),
-                service_name=SERVICE_NAME,
-                function_name=self.flags.function.function_name,
-                function_log_group=self.flags.log_group,
-                api_name=self.api.api.rest_api_name,
-                api_stage=STAGE_NAME,
-                cache_node_ids=cache_node_ids(self.stateful.cache_name, config.cache.replicas),
-                database_instance_id=self.stateful.database_instance_id,
-            ),
+            function=self.flags,
+            api=self.api,
+            cache=CacheNodes(group_id=self.stateful.cache_name, replicas=config.cache.replicas),
+            database=self.stateful.database,
         )
         self.operators = FlagOperators(
             self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import string
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_logs as logs
@@ -34,6 +35,7 @@ PASSWORD_EXCLUDED = "".join(c for c in string.punctuation if c not in PASSWORD_P
 SERVICE_ACCESS = "on ~* +@all"  # the cache holds derived data only; ElastiCache blocks admin commands itself
 DEFAULT_ACCESS = "off -@all"  # the mandatory `default` user can do nothing, not even sign in
 SLOW_COMMANDS_METRIC = "CacheSlowCommands"
+NODE_METRIC_PERIOD = cdk.Duration.minutes(5)  # the per-node metrics are read in 5-minute periods, graphs and alarms
 
 
 class CacheUsers(Construct):
@@ -205,3 +207,42 @@ class FlagCache(Construct):
                 "service serves from PostgreSQL (BYPASS) while it is down.",
             )
         return group
+
+
+class CacheNodes:
+    """The nodes of one replication group as CloudWatch names them, with their metrics.
+
+    ElastiCache publishes per node (`CacheClusterId` = `<group id>-001`, `-002`, ...), and CDK has no
+    construct for a replication group with `metric_*()` methods: this stands in for one. The service
+    stack knows the group id from the stateful stack's parameters and the node count from cdk.json.
+    """
+
+    def __init__(self, *, group_id: str, replicas: int) -> None:
+        self.node_ids = [f"{group_id}-{index:03d}" for index in range(1, 2 + replicas)]
+
+    def metric_per_node(self, name: str, statistic: str) -> list[cloudwatch.IMetric]:
+        """One line per node, for graphs."""
+        return [
+            self._metric(node, name, statistic, label=f"{name} node {index + 1}")
+            for index, node in enumerate(self.node_ids)
+        ]
+
+    def metric_worst_node(self, name: str, statistic: str) -> cloudwatch.IMetric:
+        """The highest value over the nodes, for alarms (after a failover the primary is another node)."""
+        nodes = {f"n{index}": self._metric(node, name, statistic) for index, node in enumerate(self.node_ids)}
+        if len(nodes) == 1:
+            return next(iter(nodes.values()))
+        return cloudwatch.MathExpression(
+            expression=f"MAX([{', '.join(nodes)}])", using_metrics=nodes, label=f"{name} (max over nodes)"
+        )
+
+    @staticmethod
+    def _metric(node: str, name: str, statistic: str, label: str | None = None) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace="AWS/ElastiCache",
+            metric_name=name,
+            dimensions_map={"CacheClusterId": node},
+            statistic=statistic,
+            period=NODE_METRIC_PERIOD,
+            label=label,
+        )

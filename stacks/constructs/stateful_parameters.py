@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from stacks.constructs.network import AZ_COUNT
+from stacks.constructs.network import AZ_COUNT, DATABASE_PORT
 from stacks.naming import parameter_name
 
 VPC_ID = "network/vpc-id"
@@ -96,6 +97,14 @@ class StatefulReferences(Construct):
         self.cache_iam_user = self.value(CACHE_IAM_USER)
         self.database_host = self.value(DATABASE_HOST)
         self.database_instance_id = self.value(DATABASE_INSTANCE)
+        self.database = rds.DatabaseInstance.from_database_instance_attributes(
+            self,
+            "Database",
+            instance_identifier=self.database_instance_id,
+            instance_endpoint_address=self.database_host,
+            port=DATABASE_PORT,
+            security_groups=[],
+        )
         self.database_secret = secretsmanager.Secret.from_secret_complete_arn(
             self, "DatabaseSecret", self.value(DATABASE_SECRET_ARN)
         )
