@@ -22,25 +22,16 @@ from stacks.constructs.flag_function import FlagFunction, flag_settings
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.operators import FlagOperators
 from stacks.constructs.stateful_parameters import StatefulReferences
-from stacks.cost_tags import apply_cost_tags
+from stacks.environment_stack import EnvironmentStack
 from stacks.naming import SERVICE_NAME, cache_group_id, cache_iam_user_id, metrics_namespace
 
 # `cdk deploy -c flagservice:canaryAcceptDegraded=true`: let a fix through while a store is down.
 ACCEPT_DEGRADED_CONTEXT = "flagservice:canaryAcceptDegraded"
 
 
-class ServiceStack(cdk.Stack):
+class ServiceStack(EnvironmentStack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: object) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            description=f"Feature flags ({config.name}): function, canary, API, monitoring",
-            termination_protection=config.termination_protection,
-            tags=config.cost_tags,
-            **kwargs,  # type: ignore[arg-type]
-        )
-        self.config = config
-        common = {"log_retention": config.log_retention, "removal_policy": config.resource_removal_policy}
+        super().__init__(scope, construct_id, config=config, holds="function, canary, API, monitoring", **kwargs)
         self.stateful = StatefulReferences(self, "Stateful", environment=config.name)
         self.proxy = self._proxy() if config.function.rds_proxy else None
         self.flags = FlagFunction(
@@ -66,10 +57,10 @@ class ServiceStack(cdk.Stack):
             service_name=SERVICE_NAME,
             duration_p95_max_ms=config.alarms.canary_duration_p95_max_ms,
             accept_degraded=str(self.node.try_get_context(ACCEPT_DEGRADED_CONTEXT)).lower() == "true",
-            **common,
+            **self.lifecycle,
         )
         self.api = FlagApi(
-            self, "Api", environment_name=config.name, alias=self.flags.alias, config=config.api, **common
+            self, "Api", environment_name=config.name, alias=self.flags.alias, config=config.api, **self.lifecycle
         )
         self.monitoring = Monitoring(
             self,
@@ -89,7 +80,6 @@ class ServiceStack(cdk.Stack):
             reader_key_id=self.api.api_key.key_id,
         )
         self._outputs()
-        apply_cost_tags(self, config.cost_tags)
 
     def _proxy(self) -> FlagDatabaseProxy:
         return FlagDatabaseProxy(

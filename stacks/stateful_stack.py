@@ -17,7 +17,7 @@ from stacks.constructs.database import DATABASE_NAME, MASTER_USERNAME, FlagDatab
 from stacks.constructs.migration import DatabaseMigration
 from stacks.constructs.network import DATABASE_PORT, Network
 from stacks.constructs.stateful_parameters import StatefulParameters
-from stacks.cost_tags import apply_cost_tags
+from stacks.environment_stack import EnvironmentStack
 
 
 def cache_construct_id(generation: int) -> str:
@@ -25,29 +25,20 @@ def cache_construct_id(generation: int) -> str:
     return "Cache" if generation == 1 else f"Cache{generation}"
 
 
-class StatefulStack(cdk.Stack):
+class StatefulStack(EnvironmentStack):
     """Composes the units and wires the one grant between them (the migration reads the DB secret)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: object) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            description=f"Feature flags ({config.name}): network, cache, database, migrations",
-            termination_protection=config.termination_protection,
-            tags=config.cost_tags,
-            **kwargs,  # type: ignore[arg-type]
-        )
-        self.config = config
-        common = {"log_retention": config.log_retention, "removal_policy": config.resource_removal_policy}
+        super().__init__(scope, construct_id, config=config, holds="network, cache, database, migrations", **kwargs)
         self.network = Network(
             self,
             "Network",
             cidr=config.network.vpc_cidr,
             endpoint_az_count=config.network.endpoint_az_count,
-            **common,
+            **self.lifecycle,
         )
         self.cache_users = CacheUsers(self, "CacheUsers", environment=config.name, engine=config.cache.engine)
-        self.caches = [self._cache(cache_config, common) for cache_config in config.caches]
+        self.caches = [self._cache(cache_config) for cache_config in config.caches]
         self.cache = self.caches[0]  # the active generation: the one the parameters point at
         self.database = FlagDatabase(
             self,
@@ -66,13 +57,12 @@ class StatefulStack(cdk.Stack):
             vpc=self.network.vpc,
             security_group=self.network.migration_security_group,
             run_after=[self.network, self.database],
-            **common,
+            **self.lifecycle,
         )
         self.database.secret.grant_read(self.migration.function.function)
         self.parameters = StatefulParameters(self, "Parameters", environment=config.name, values=self._published())
-        apply_cost_tags(self, config.cost_tags)
 
-    def _cache(self, cache_config: CacheConfig, common: dict[str, object]) -> FlagCache:
+    def _cache(self, cache_config: CacheConfig) -> FlagCache:
         return FlagCache(
             self,
             cache_construct_id(cache_config.generation),
@@ -81,7 +71,7 @@ class StatefulStack(cdk.Stack):
             user_group=self.cache_users.user_group,
             vpc=self.network.vpc,
             security_group=self.network.cache_security_group,
-            **common,  # type: ignore[arg-type]
+            **self.lifecycle,  # type: ignore[arg-type]
         )
 
     @property
