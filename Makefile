@@ -41,37 +41,37 @@ synth: $(STAMP)
 	@echo "wrote every environment to cdk.out/"
 
 # Benchmarks (issue 9): the handler's read paths against DESIGN.md's bars, cold start and memory
-# (bench/results/perf.json), HTTP loads on the local server (bench/results/http.json), README's
-# Performance section; then the propagation harness.
+# (bench/perf/, bench/results/perf.json), HTTP loads on the local server (bench/http/, bench/results/http.json),
+# README's generated sections; then the propagation harness.
 bench: $(STAMP) bench-tools
-	$(PY) -m bench.perf
-	$(PY) -m bench.http_bench
-	$(PY) -m bench.perf_readme
+	$(PY) -m bench.perf.in_process
+	$(PY) -m bench.http.local_server
+	$(PY) -m bench.readme
 	@$(MAKE) --no-print-directory bench-propagation
 
-# Ours against Unleash 8 (pinned in bench/unleash, installed with npm ci), same machine and client:
+# Ours against Unleash 8 (pinned in bench/peer/unleash, installed with npm ci), same machine and client:
 # bench/results/peer.json and README's Performance section.
-bench-peer: $(STAMP) bench-tools bench/unleash/node_modules/.installed
-	$(PY) -m bench.peer_unleash
-	$(PY) -m bench.perf_readme
+bench-peer: $(STAMP) bench-tools bench/peer/unleash/node_modules/.installed
+	$(PY) -m bench.peer.compare
+	$(PY) -m bench.readme
 
 # wrk (Debian) for the closed-loop runs; where it cannot be installed, the benches say so and skip them.
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -q --no-install-recommends wrk; } || echo "wrk is not installed: closed-loop runs skipped"
 
-bench/unleash/node_modules/.installed: bench/unleash/package.json bench/unleash/package-lock.json
-	cd bench/unleash && SCARF_ANALYTICS=false npm ci --no-audit --no-fund
+bench/peer/unleash/node_modules/.installed: bench/peer/unleash/package.json bench/peer/unleash/package-lock.json
+	cd bench/peer/unleash && SCARF_ANALYTICS=false npm ci --no-audit --no-fund
 	touch $@
 
 # Propagation harness, long form (issue 7): the table, bench/results/propagation.json, README's Consistency section.
 # The README is regenerated even when a scenario misses the target; the exit status still says so.
 bench-propagation: $(STAMP)
-	$(PY) -m bench.propagation; status=$$?; $(PY) -m bench.readme && exit $$status
+	$(PY) -m bench.consistency.propagation; status=$$?; $(PY) -m bench.readme && exit $$status
 
 # Fault drills, long forms (issue 8): one table, bench/results/drills.json, README's Reliability section.
 drill: $(STAMP)
-	$(PY) -m bench.drill; status=$$?; $(PY) -m bench.readme && exit $$status
+	$(PY) -m bench.drills.suite; status=$$?; $(PY) -m bench.readme && exit $$status
 
 lint: $(STAMP)
 	$(PY) -m ruff check runtime tests stacks bench flagctl app.py

@@ -1,11 +1,13 @@
 """Writes the README's measured numbers from bench/results/*.json, between markers, so none is typed by hand.
 
+    <!-- generated:performance:start --> ... <!-- generated:performance:end -->   from perf.json, http.json, peer.json
     <!-- generated:consistency:start --> ... <!-- generated:consistency:end -->   from propagation.json, ordering.json
     <!-- generated:reliability:start --> ... <!-- generated:reliability:end -->   from drills.json
 
-Run by `make bench-propagation` and `make drill` after they write their results (never by `make
-test`); `python -m bench.readme` regenerates both from whatever results exist. Only the text between
-the markers changes; a missing results file leaves a line saying which command produces it.
+Run by `make bench`, `make bench-peer`, `make bench-propagation` and `make drill` after they write their
+results (never by `make test`); `python -m bench.readme` regenerates every section from whatever results
+exist. Only the text between the markers changes; a section without markers is appended under its own
+heading. A missing results file leaves a line saying which command produces it.
 """
 
 from __future__ import annotations
@@ -13,14 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import drill, ordering, propagation
+from bench import REPO
+from bench.common import pyprofile
+from bench.common.results import RESULTS_DIR
+from bench.consistency import ordering, propagation
+from bench.drills import suite
+from bench.http import local_server
+from bench.peer import compare
+from bench.perf import in_process
 
-REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 
 
@@ -34,6 +41,60 @@ def _machine(results: dict[str, Any]) -> str:
         f"Measured {results['generated_at']} ({results['form']} form) on {machine['cpus']} CPUs, Python "
         f"{machine['python']}, Redis {machine['redis']}, PostgreSQL {machine['postgres']}."
     )
+
+
+def performance(results_dir: Path) -> str:
+    parts = [
+        "**In process** (`make bench`; ratios of medians, one run, one Redis):",
+        "",
+        *_in_process(_load(results_dir / "perf.json")),
+        "",
+        "**Over HTTP** (`make bench`; the local server, sequential, wrk closed loop, open loop):",
+        "",
+        *_http(_load(results_dir / "http.json")),
+        "",
+        "**Against Unleash 8** (`make bench-peer`; same machine, same client, same run):",
+        "",
+        *_peer(_load(results_dir / "peer.json")),
+    ]
+    return "\n".join(parts)
+
+
+def _in_process(results: dict[str, Any] | None) -> list[str]:
+    if results is None:
+        return ["_No in-process results yet: run `make bench`._"]
+    problems = [f"- problem: {p}" for p in results.get("problems", [])]
+    return [f"_{_machine(results)}_", "", in_process.tables(results), *([""] + problems if problems else [])]
+
+
+def _http(results: dict[str, Any] | None) -> list[str]:
+    if results is None:
+        return ["_No HTTP results yet: run `make bench`._"]
+    workers = results["plan"]["workers"]
+    return [f"_{_machine(results)}_ Local server with {workers} worker processes.", "", local_server.tables(results)]
+
+
+def _peer(results: dict[str, Any] | None) -> list[str]:
+    if results is None:
+        return ["_No comparison yet: run `make bench-peer`._"]
+    machine = results["machine"]
+    lines = [
+        f"_{_machine(results)}_ Unleash {machine['unleash']} on Node {machine['node']}.",
+        "",
+        compare.tables({**results, "profile": None}),
+    ]
+    profile = results.get("profile")
+    if profile and not profile.get("error"):
+        rows = "\n".join(f"| {name} | {share:.1f} % |" for name, share in profile["layers"].items())
+        lines += ["", "Where our time goes under wrk (py-spy, busy workers only):", "", "| layer | share |",
+                  "|---|---|", rows]  # fmt: skip
+    elif profile:
+        lines += ["", pyprofile.table(profile)]
+    return lines
+
+
+def _consistency(results_dir: Path) -> str:
+    return consistency(_load(results_dir / "propagation.json"), _load(results_dir / "ordering.json"))
 
 
 def consistency(results: dict[str, Any] | None, order: dict[str, Any] | None = None) -> str:
@@ -55,7 +116,7 @@ def consistency(results: dict[str, Any] | None, order: dict[str, Any] | None = N
 
 
 def ordered(results: dict[str, Any] | None) -> list[str]:
-    """The out-of-order commit rounds (bench/ordering.py)."""
+    """The out-of-order commit rounds (bench/consistency/ordering.py)."""
     if results is None:
         return ["_No out-of-order commit results yet: run `make bench-propagation`._"]
     plan = results["plan"]
@@ -83,7 +144,7 @@ def reliability(results: dict[str, Any] | None) -> str:
         f"{plan['flip_after']:.0f} s into it; recovery is waited for up to {plan['recovery_cap']:.0f} s. The failover "
         "and black-hole drills run on clusters of their own: 2 servers, every read path read open loop.",
         "",
-        drill.table(results),
+        suite.table(results),
         "",
         "How each fault is produced:",
         "",
@@ -92,38 +153,38 @@ def reliability(results: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any] | None, Path], str]]] = {
-    "consistency": ("propagation.json", lambda results, folder: consistency(results, _load(folder / "ordering.json"))),
-    "reliability": ("drills.json", lambda results, folder: reliability(results)),
+SECTIONS: dict[str, Callable[[Path], str]] = {
+    "performance": performance,
+    "consistency": _consistency,
+    "reliability": lambda results_dir: reliability(_load(results_dir / "drills.json")),
 }
 
 
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- generated:{name}:start -->", f"<!-- generated:{name}:end -->"
+
+
 def replace_section(text: str, name: str, body: str) -> str:
-    """`text` with the part between the section's markers replaced by `body`; ValueError if a marker is missing."""
-    start, end = f"<!-- generated:{name}:start -->", f"<!-- generated:{name}:end -->"
+    """`text` with the part between the section's markers replaced by `body`, or the section appended."""
+    start, end = markers(name)
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    if not pattern.search(text):
-        raise ValueError(f"README has no {start} ... {end} markers")
-    return pattern.sub(lambda _: f"{start}\n{body}\n{end}", text, count=1)
+    if pattern.search(text):
+        return pattern.sub(lambda _: f"{start}\n{body}\n{end}", text, count=1)
+    return text.rstrip("\n") + f"\n\n## {name.capitalize()}\n\n{start}\n{body}\n{end}\n"
 
 
 def render(text: str, results_dir: Path) -> str:
-    for name, (file, build) in SECTIONS.items():
-        text = replace_section(text, name, build(_load(results_dir / file), results_dir))
+    for name, build in SECTIONS.items():
+        text = replace_section(text, name, build(results_dir))
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readme", type=Path, default=README)
-    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    try:
-        updated = render(args.readme.read_text(), args.results)
-    except ValueError as error:
-        print(f"bench.readme: {error}", file=sys.stderr)
-        return 1
-    args.readme.write_text(updated)
+    args.readme.write_text(render(args.readme.read_text(), args.results))
     print(f"updated the generated sections of {args.readme}")
     return 0
 

@@ -7,17 +7,21 @@ closed-loop runs are skipped, and our own local server stands in for the peer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import http_bench, http_load, peer_unleash, perf, perf_readme, pyprofile, report
-from bench.cluster import Cluster, ClusterOptions, running_cluster
-from bench.http_bench import HttpPlan
-from bench.http_load import ResponseParser, Target
+from bench import readme as readme_generator
+from bench.common import http_load, pyprofile, report
+from bench.common.cluster import Cluster, ClusterOptions, running_cluster
+from bench.common.http_load import ResponseParser, Target
+from bench.common.results import write_results
+from bench.http import local_server
+from bench.http.local_server import HttpPlan
+from bench.peer import compare
+from bench.perf import in_process
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(120)]
 
@@ -36,27 +40,27 @@ def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_in_process_bench_times_every_path_with_the_expected_answers(cluster: Cluster, results_dir: Path) -> None:
-    results = perf.run(perf.QUICK, cluster)
+    results = in_process.run(in_process.QUICK, cluster)
 
-    assert perf.problems(results) == []
-    for mode in perf.MODES:
+    assert in_process.problems(results) == []
+    for mode in in_process.MODES:
         paths = results["modes"][mode]["paths"]
         assert set(paths) == {"raw_get", "l1_hit", "redis_hit", "db_raw", "db_read", "redis_down"}
         assert all(summary["count"] > 0 for summary in paths.values())
-        assert results["memory"][mode]["after_reads"]["reads"] >= perf.QUICK.memory_reads
+        assert results["memory"][mode]["after_reads"]["reads"] >= in_process.QUICK.memory_reads
         assert results["cold_start"][mode]["answers"] == ["200 HIT"]
         assert results["cold_start"][mode]["imports_ms"]["total"] > 0
     assert results["modes"]["tracer-on"]["xray_udp"]["datagrams"] > 0  # Tracer forced on really sends segments
     assert results["modes"]["tracer-off"]["xray_udp"]["datagrams"] == 0
-    assert len(results["ratios"]) == 2 * len(perf.BARS)
-    assert "L1 hit through the handler" in perf.tables(results)
+    assert len(results["ratios"]) == 2 * len(in_process.BARS)
+    assert "L1 hit through the handler" in in_process.tables(results)
     _save(results_dir / "perf.json", results)
 
 
 def test_http_bench_runs_sequential_and_open_loop_loads(cluster: Cluster, results_dir: Path) -> None:
-    plan = HttpPlan(**{**vars(http_bench.QUICK), "use_wrk": False, "open_seconds": 0.3})
+    plan = HttpPlan(**{**vars(local_server.QUICK), "use_wrk": False, "open_seconds": 0.3})
 
-    results = http_bench.run_on(cluster, plan, workers=1)
+    results = local_server.run_on(cluster, plan, workers=1)
 
     for measured in results["targets"].values():
         assert measured["sequential"]["statuses"] == {"200": plan.sequential}
@@ -64,26 +68,26 @@ def test_http_bench_runs_sequential_and_open_loop_loads(cluster: Cluster, result
         for run in measured["open_loop"]:
             assert run["errors"] == {} and run["completed"] == run["requests"]
             assert run["generator_lag_max_ms"] is not None
-    assert "open loop" in http_bench.tables(results)
+    assert "open loop" in local_server.tables(results)
     _save(results_dir / "http.json", results)
 
 
 def test_peer_comparison_renders_with_our_server_standing_in_for_the_peer(cluster: Cluster, results_dir: Path) -> None:
-    plan, server = peer_unleash.QUICK, cluster.servers[0]
-    http_bench.create_flag(server)
-    ours = http_bench.our_targets(server.port)
+    plan, server = compare.QUICK, cluster.servers[0]
+    local_server.create_flag(server)
+    ours = local_server.our_targets(server.port)
     targets = {"get_flag": ours["get_flag"], "unleash": ours["ofrep_bulk"]}
 
-    measured = peer_unleash.measure(targets, dict.fromkeys(targets, [server.process.pid]), plan, use_wrk=False)
+    measured = compare.measure(targets, dict.fromkeys(targets, [server.process.pid]), plan, use_wrk=False)
 
     results = {
-        "plan": vars(plan), "targets": measured, "ratios": peer_unleash.ratios(measured),
+        "plan": vars(plan), "targets": measured, "ratios": compare.ratios(measured),
         "memory": {"ours": {"total_rss_kib": 1, "processes": 1}, "unleash": {"total_rss_kib": 1, "processes": 1}},
         "machine": {**report.machine(cluster), "unleash": "stand-in", "node": "-"}, "startup": {"unleash_s": 0},
         "profile": None, "kind": "peer", "form": "quick",
     }  # fmt: skip
     assert [row["route"] for row in results["ratios"]] == ["GET /flags/{key}"]
-    assert "sequential p50, ours / Unleash" in peer_unleash.tables(results)
+    assert "sequential p50, ours / Unleash" in compare.tables(results)
     _save(results_dir / "peer.json", results)
 
 
@@ -92,19 +96,18 @@ def test_readme_section_is_generated_between_markers_and_regenerated_in_place(re
     readme.write_text("# flag service\n")
 
     for _ in range(2):
-        assert perf_readme.main(["--readme", str(readme), "--results", str(results_dir)]) == 0
+        assert readme_generator.main(["--readme", str(readme), "--results", str(results_dir)]) == 0
 
     text = readme.read_text()
-    assert text.count(perf_readme.START) == 1 and text.count("## Performance") == 1
+    start, _ = readme_generator.markers("performance")
+    assert text.count(start) == 1 and text.count("## Performance") == 1
     for produced in ("perf.json", "http.json", "peer.json"):
         assert (results_dir / produced).exists()  # the three tests above ran and their results render
     assert "| GET /flags/{key} |" in text and "No comparison yet" not in text
 
 
 def _save(path: Path, results: dict[str, Any]) -> None:
-    report.stamp(results)
-    results["form"] = "quick"
-    path.write_text(json.dumps(results))
+    write_results(results, path, form="quick")
 
 
 def test_answers_are_parsed_by_length_and_by_chunks() -> None:

@@ -1,6 +1,6 @@
 """PostgreSQL silently unresponsive (issue 13): cached reads go on, writes are refused fast and never applied later.
 
-The short form of bench/drill_blackhole.py on a cluster of its own: two servers reach PostgreSQL
+The short form of bench/drills/blackhole.py on a cluster of its own: two servers reach PostgreSQL
 through the fault proxy, which holds every byte both ways for 9 s and keeps connections open, then
 delivers what it held (as TCP outlasts a black hole). Every read path of both servers is read open
 loop. Asserted with a 2x margin on DESIGN.md's deadlines: no cached read fails (a read with no answer
@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench import drill_blackhole
+from bench.drills import blackhole
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(120)]
 
 
 def test_a_black_holed_database_stalls_no_cached_read_and_applies_no_refused_write() -> None:
-    row = drill_blackhole.drill(drill_blackhole.SHORT)
+    row = blackhole.drill(blackhole.SHORT)
 
-    print(drill_blackhole.notes(row), row["latency_during_fault_s"])
-    missed = drill_blackhole.shortfalls(row, margin=2.0, latency=False)
+    print(blackhole.notes(row), row["latency_during_fault_s"])
+    missed = blackhole.shortfalls(row, margin=2.0, latency=False)
     assert missed == [], "; ".join(missed)

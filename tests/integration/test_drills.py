@@ -1,6 +1,6 @@
 """The bad days of DESIGN.md (Reliability), drilled under load against local server processes (issue 8).
 
-The short forms of bench/drill.py, one test per fault, in order on one cluster (3 servers, Redis
+The short forms of bench/drills/suite.py, one test per fault, in order on one cluster (3 servers, Redis
 behind the fault proxy, PostgreSQL counting its statements). Each asserts the correctness bars with
 DESIGN.md's 2x margin: no failed read while either store answers, recovery within 20 s, a kill switch
 flipped during a Redis fault served everywhere within 2 s (with PostgreSQL down: refused with 503
@@ -14,23 +14,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import drill
-from bench.cluster import running_cluster
-from bench.drill_faults import DRILLS, Drill
+from bench.common.cluster import running_cluster
+from bench.drills import suite
+from bench.drills.catalog import DRILLS, Drill
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(120)]
 MARGIN = 2.0
 
 
 @pytest.fixture(scope="module")
-def drills() -> Iterator[drill.Drills]:
-    with running_cluster(drill.OPTIONS) as cluster:
-        yield drill.Drills(cluster, drill.SHORT)
+def drills() -> Iterator[suite.Drills]:
+    with running_cluster(suite.OPTIONS) as cluster:
+        yield suite.Drills(cluster, suite.SHORT)
 
 
 @pytest.mark.parametrize("fault", DRILLS, ids=lambda fault: fault.name)
-def test_the_service_rides_out_the_fault_and_recovers(drills: drill.Drills, fault: Drill) -> None:
+def test_the_service_rides_out_the_fault_and_recovers(drills: suite.Drills, fault: Drill) -> None:
     row = drills.run(fault)
 
-    print(drill.table({"drills": [row]}))
-    assert drill.shortfalls(row, margin=MARGIN, latency=False) == [], row
+    print(suite.table({"drills": [row]}))
+    assert suite.shortfalls(row, margin=MARGIN, latency=False) == [], row

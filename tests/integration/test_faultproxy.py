@@ -1,4 +1,4 @@
-"""The fault proxy over real sockets, between redis-py and a real Redis (bench/faultproxy.py).
+"""The fault proxy over real sockets, between redis-py and a real Redis (bench/common/faultproxy.py).
 
 Each mode as a client sees it: replies late, a silent connection, bytes held and delivered late, a
 reset, a reply cut short, a slow link; and the proxy switched (and pointed at another server) at run
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from bench.faultproxy import FaultProxy, ProxyProcess
-from bench.faults import Direction, Fault, Mode
+from bench.common.faultproxy import FaultProxy, ProxyProcess
+from bench.common.faults import Direction, Fault, Mode
 from tests.servers import running_redis
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(60)]

@@ -1,4 +1,4 @@
-"""The open-loop generator (bench/openloop.py) against servers that stall: they cannot hide by receiving fewer requests.
+"""Open-loop generator (bench/common/openloop.py) vs servers that stall: they cannot hide by receiving fewer requests.
 
 A closed-loop reader sends its next request only after an answer, so a stalled server sees fewer
 requests and every latency looks like one service time. Open loop, every request due is sent (or
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.openloop import OpenLoop, Stream
+from bench.common.openloop import OpenLoop, Stream
 
 pytestmark = pytest.mark.timeout(60)
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"

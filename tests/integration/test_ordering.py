@@ -1,8 +1,8 @@
 """Two writers whose commits are forced out of number order at the database (issue 12), every read path watched.
 
-The short form of bench/ordering.py, one test per hold point (bench/dbhold.py: a trigger in the test
-database holds the first writer at COMMIT, or at its first statement on the flag's row, on an
-advisory lock the harness holds). Readers on single, OFREP single, bulk and conditional bulk read
+The short form of bench/consistency/ordering.py, one test per hold point (bench/consistency/dbhold.py:
+a trigger in the test database holds the first writer at COMMIT, or at its first statement on the
+flag's row, on an advisory lock the harness holds). Readers on single, OFREP single, bulk and conditional bulk read
 three servers open loop through 3 rounds. Asserted with a 2x margin on the 1 s target: no read that
 started more than 2 s after a write's 2xx shows an older version (the kill switch enabled); no ETag
 names two different flag lists (a 304 for changed content); `If-Match: *` racing a kill switch never
@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import ordering
-from bench.cluster import Cluster, running_cluster
-from bench.dbhold import POINTS
+from bench.common.cluster import Cluster, running_cluster
+from bench.consistency import ordering
+from bench.consistency.dbhold import POINTS
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(120)]
 

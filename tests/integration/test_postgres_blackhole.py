@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from bench.faultproxy import FaultProxy
-from bench.faults import Direction, Fault, Mode
+from bench.common.faultproxy import FaultProxy
+from bench.common.faults import Direction, Fault, Mode
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.cache_aside import CacheAside
 from flagservice.errors import StoreUnavailableError

@@ -1,4 +1,4 @@
-"""The fault proxy's decisions (bench/faults.py), on a fake clock and with no sockets.
+"""The fault proxy's decisions (bench/common/faults.py), on a fake clock and with no sockets.
 
 What each mode does to a chunk: when it leaves, whether it vanishes, whether the connection ends.
 The proxy carrying these plans out over real sockets is tested in tests/integration/test_faultproxy.py.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.faults import Direction, Fault, Mode, Pacer, Plan
+from bench.common.faults import Direction, Fault, Mode, Pacer, Plan
 
 NOW = 100.0
 

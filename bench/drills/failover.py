@@ -2,7 +2,7 @@
 
 A real primary and a replica (`redis-server --replicaof`) on loopback; two local servers reach Redis
 through the fault proxy, which plays the cache's endpoint. With every path of both servers read open
-loop (readers.py: single, OFREP single, bulk, conditional bulk):
+loop (common/readers.py: single, OFREP single, bulk, conditional bulk):
 
 1. the replica is cut off from its primary (`REPLICAOF NO ONE`: it keeps its data, receives nothing more);
 2. the kill switch is written (PATCH `{"enabled": false}` through server 0): its 2xx is the acknowledgement;
@@ -25,11 +25,11 @@ from typing import Any
 
 import redis
 
-from bench import report
-from bench.cluster import Cluster, ClusterOptions, running_cluster
-from bench.drill_open import open_readers, reads_row, seed, served_since, shown_older, worst
-from bench.load import write_flag
-from bench.readers import run_readers
+from bench.common import report
+from bench.common.cluster import Cluster, ClusterOptions, running_cluster
+from bench.common.load import write_flag
+from bench.common.readers import run_readers
+from bench.drills.open_loop import open_readers, reads_row, seed, served_since, shown_older, worst
 
 NAME = "redis-failover"
 OPTIONS = ClusterOptions(servers=2, proxied_redis=True, redis_replica=True, flags_env="failover")

@@ -1,7 +1,7 @@
 """Running one drill on a cluster: load, baseline, the fault, the kill switch, healing, recovery, verification.
 
-The drill's story and the meaning of every number are in drill.py's docstring; the numbers are
-computed from what the run observed in drill_results.py.
+The drill's story and the meaning of every number are in suite.py's docstring; the numbers are
+computed from what the run observed in summary.py.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 import psycopg
 import redis
 
-from bench.cluster import Cluster
-from bench.drill_faults import Drill
-from bench.drill_results import KILL_SWITCH, Audit, Observed, summarize
-from bench.load import Repeat, Write, read_flag, write_flag
-from bench.readers import ReadLoop
+from bench.common.cluster import Cluster
+from bench.common.load import Repeat, Write, read_flag, write_flag
+from bench.common.readers import ReadLoop
+from bench.drills.catalog import Drill
+from bench.drills.summary import KILL_SWITCH, Audit, Observed, summarize
 
 WRITTEN = ("drill-written-0", "drill-written-1", "drill-written-2")
 PROBE = "drill-probe"

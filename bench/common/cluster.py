@@ -26,12 +26,12 @@ from typing import Any
 import psycopg
 import redis
 
-from bench.client import Answer, request
-from bench.faultproxy import ProxyProcess
+from bench import REPO
+from bench.common.client import Answer, request
+from bench.common.faultproxy import ProxyProcess
 from flagservice.adapters.migrations import migrate
 from flagservice.local.embedded import ServerProcess, free_port, start_postgres, start_redis
 
-REPO = Path(__file__).resolve().parents[1]
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123456789"
 READY_SECONDS = 60.0
 # The flag read of PostgresFlagRepository.get, as pg_stat_statements normalizes it.

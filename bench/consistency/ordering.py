@@ -1,7 +1,7 @@
 """Issue 12: two writers whose commits are forced out of number order at the database, every read path watched.
 
 Five local servers (one container each) share Redis and PostgreSQL: two take the writes, and
-readers on every path (readers.py: single, OFREP single, bulk, conditional bulk) read the other three
+readers on every path (common/readers.py: single, OFREP single, bulk, conditional bulk) read the other three
 open loop. A round,
 at a hold point of dbhold.py (`commit` or `early`):
 
@@ -22,14 +22,13 @@ If-Match rounds: writer 1 PATCHes flag C's description with `If-Match: *` and is
 hold point); writer 2 PATCHes C `{"enabled": false}`; the hold ends when writer 2 is answered (at most
 `IF_MATCH_CAP`). PostgreSQL must then hold `enabled: false` whenever the kill switch got its 2xx.
 
-`python -m bench.ordering` (and `make bench-propagation`) runs the long form and writes
+`python -m bench.consistency.ordering` (and `make bench-propagation`) runs the long form and writes
 bench/results/ordering.json; tests/integration/test_ordering.py runs the short form.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,14 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import report
-from bench.cluster import Cluster, ClusterOptions, running_cluster
-from bench.dbhold import HOLD_CAP, POINTS, Hold, install
-from bench.load import Read, Write, write_flag
-from bench.measure import reader_delay, stale_reads
-from bench.readers import PATHS, PathReader, etag_reuse, readers_for, reply_summary, run_readers
+from bench.common import report
+from bench.common.cluster import Cluster, ClusterOptions, running_cluster
+from bench.common.load import Read, Write, write_flag
+from bench.common.measure import reader_delay, stale_reads
+from bench.common.readers import PATHS, PathReader, etag_reuse, readers_for, reply_summary, run_readers
+from bench.common.results import results_file, write_results
+from bench.consistency.dbhold import HOLD_CAP, POINTS, Hold, install
 
-RESULTS = Path(__file__).resolve().parent / "results" / "ordering.json"
+RESULTS = results_file("ordering")
 HELD, KILL_SWITCH, IF_MATCH = "ordering-held", "ordering-kill-switch", "ordering-if-match"
 FILLERS = tuple(f"ordering-filler-{i}" for i in range(6))
 TTL_SECONDS = 4
@@ -162,7 +162,7 @@ def _race_writes(rounds: list[Round]) -> list[tuple[Write, float]]:
 
 def _verdict(write: Write, reads: list[Read], grace: float) -> tuple[int, int, float | None]:
     """Of one reader's reads of the written flag: older ones started > grace after the 2xx, of them those
-    showing it enabled, and the delay until this reader served the write (measure.py)."""
+    showing it enabled, and the delay until this reader served the write (common/measure.py)."""
     assert write.version is not None
     late = [r for r in reads if r.start > write.end + grace and r.version is not None and r.version < write.version]
     return stale_reads(write, late, grace=grace), sum(1 for r in late if r.enabled), reader_delay(write, reads)
@@ -314,12 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(argv)
     results = run(SHORT if args.short else LONG, tuple(args.points))
-    results["form"] = "short" if args.short else "long"
-    report.stamp(results)
     print(summary_table(results) + "\n\n" + table(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(results, args.out, form="short" if args.short else "long")
     return 0 if not any(shortfalls(point) for point in results["points"]) else 1
 
 

@@ -2,10 +2,10 @@
 
 Several writers at once (`Plan.writers` threads, each through its own server process: one container
 each) PATCH their own flag, a new version each time; every other server is read open loop on every
-read path (readers.py: single, OFREP single, bulk, conditional bulk), each path at `Plan.rate`
-requests per second on a fixed schedule; all share one Redis and one PostgreSQL (cluster.py). For
+read path (common/readers.py: single, OFREP single, bulk, conditional bulk), each path at `Plan.rate`
+requests per second on a fixed schedule; all share one Redis and one PostgreSQL (common/cluster.py). For
 each acknowledged write, the delay until every reader of every path stopped returning an older
-version is defined in measure.py. Reported per scenario as max, p99 and median, the worst delay per
+version is defined in common/measure.py. Reported per scenario as max, p99 and median, the worst delay per
 path, against DESIGN.md's target of 1 s (the contract's bound is 5 s), and the readers' latency
 measured from each request's due time.
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import random
 import threading
 import time
@@ -39,14 +38,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import ordering, report
-from bench.cluster import Cluster, ClusterOptions, FlagServer, running_cluster
-from bench.load import Read, Repeat, Write, read_flag, write_flag
-from bench.measure import Window, summary, write_delay
-from bench.readers import PATHS, PathReader, readers_for, reply_summary, run_readers
+from bench.common import report
+from bench.common.cluster import Cluster, ClusterOptions, FlagServer, running_cluster
+from bench.common.load import Read, Repeat, Write, read_flag, write_flag
+from bench.common.measure import Window, summary, write_delay
+from bench.common.readers import PATHS, PathReader, readers_for, reply_summary, run_readers
+from bench.common.results import results_file, write_results
+from bench.consistency import ordering
 
 TARGET_SECONDS = 1.0
-RESULTS = Path(__file__).resolve().parent / "results" / "propagation.json"
+RESULTS = results_file("propagation")
 
 
 @dataclass(frozen=True)
@@ -285,11 +286,8 @@ def table(results: dict[str, Any]) -> str:
 def _ordering(short: bool, out: Path) -> bool:
     """The out-of-order commit rounds (ordering.py) after the scenarios; True if every bar was met."""
     results = ordering.run(ordering.SHORT if short else ordering.LONG)
-    results["form"] = "short" if short else "long"
-    report.stamp(results)
     print(ordering.summary_table(results) + "\n\n" + ordering.table(results))
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(results, out, form="short" if short else "long")
     return not any(ordering.shortfalls(point) for point in results["points"])
 
 
@@ -301,12 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ordering", action="store_true", help="skip the out-of-order commit rounds")
     args = parser.parse_args(argv)
     results = run(SHORT if args.short else LONG, servers=args.servers)
-    results["form"] = "short" if args.short else "long"
-    report.stamp(results)
     print(table(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(results, args.out, form="short" if args.short else "long")
     met = not any(shortfalls(row) for row in results["scenarios"])
     if not args.no_ordering:
         met = _ordering(args.short, args.out.parent / ordering.RESULTS.name) and met

@@ -9,7 +9,7 @@ Modes are in faults.py (delay, drop silently, hold, reset, close after N bytes, 
 runs an asyncio loop in a thread of its own; drills run it in a separate process (`ProxyProcess`, this
 module's CLI), so the load generator's threads cannot slow the proxied traffic down through the GIL.
 
-CLI: `python -m bench.faultproxy --upstream 127.0.0.1:6379 [--port 0]` prints `listening <port>`, then
+CLI: `python -m bench.common.faultproxy --upstream 127.0.0.1:6379 [--port 0]` prints `listening <port>`, then
 reads one JSON fault per line on stdin (`{"mode": "drop"}`, `{"upstream": "127.0.0.1:6380"}` to send
 new connections elsewhere, or `"stats"`) and answers one line each.
 """
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.faults import Direction, Fault, Mode, Pacer, Plan
+from bench.common.faults import Direction, Fault, Mode, Pacer, Plan
 
 HOST = "127.0.0.1"
 CHUNK = 65536
@@ -251,7 +251,7 @@ class ProxyProcess:
     """The proxy in a child process (this module's CLI), controlled over its stdin/stdout."""
 
     def __init__(self, upstream: tuple[str, int], *, port: int = 0) -> None:
-        argv = [sys.executable, "-m", "bench.faultproxy", "--upstream", f"{upstream[0]}:{upstream[1]}"]
+        argv = [sys.executable, "-m", "bench.common.faultproxy", "--upstream", f"{upstream[0]}:{upstream[1]}"]
         self._process = subprocess.Popen(
             [*argv, "--port", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
         )

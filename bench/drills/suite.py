@@ -1,9 +1,9 @@
 """Issue 8: fault drills under load against the local server (several processes), with a table to show for it.
 
-Each drill, on one shared cluster (cluster.py: 3 server processes, Redis behind the fault proxy,
+Each drill, on one shared cluster (common/cluster.py: 3 server processes, Redis behind the fault proxy,
 PostgreSQL with pg_stat_statements): every server is read open loop, on a fixed schedule (the kill
-switch every other read, the other flags in turn; readers.py), a background writer replaces flags
-through server 0; after a baseline the fault of drill_faults.py is injected; part-way in, the kill
+switch every other read, the other flags in turn; common/readers.py), a background writer replaces flags
+through server 0; after a baseline the fault of catalog.py is injected; part-way in, the kill
 switch is flipped (PATCH {"enabled": ...}) through server 0; then the fault heals and the drill
 waits for recovery.
 
@@ -17,7 +17,7 @@ Reported per drill:
   end of the last answer that was not a cache HIT, once every server has answered only HITs for
   `settle` seconds (for PostgreSQL: until the first acknowledged write). None if not within
   `recovery_cap` (20 s: DESIGN.md's 10 s with a 2x margin).
-- kill switch: how long after its 2xx every server stopped serving the older version (measure.py);
+- kill switch: how long after its 2xx every server stopped serving the older version (common/measure.py);
   with PostgreSQL down, how fast it was refused (503) instead.
 - acknowledged writes lost: writes answered 2xx whose version some server does not serve at the end.
 - Redis commands per request (INFO commandstats, Lua's inner calls included) in the baseline and
@@ -25,7 +25,7 @@ Reported per drill:
 
 Two more drills run on clusters of their own, every read path of two servers read open loop, with the
 same columns and bars of their own: a Redis failover to a replica that missed the last write
-(drill_failover.py) and PostgreSQL silently unresponsive (drill_blackhole.py).
+(failover.py) and PostgreSQL silently unresponsive (blackhole.py).
 
 `make drill` runs the long forms, prints one table, writes bench/results/drills.json and regenerates
 the README's Reliability section; `make test` runs the short forms (tests/integration/test_drills.py,
@@ -35,19 +35,20 @@ test_failover.py, test_postgres_blackhole.py).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from bench import drill_blackhole, drill_failover, report
-from bench.cluster import ClusterOptions, running_cluster
-from bench.drill_faults import DRILLS
-from bench.drill_results import shortfalls, table
-from bench.drill_run import DrillPlan, Drills
+from bench.common import report
+from bench.common.cluster import ClusterOptions, running_cluster
+from bench.common.results import results_file, write_results
+from bench.drills import blackhole, failover
+from bench.drills.catalog import DRILLS
+from bench.drills.runner import DrillPlan, Drills
+from bench.drills.summary import shortfalls, table
 
 __all__ = ["LONG", "OPTIONS", "SHORT", "DrillPlan", "Drills", "run", "shortfalls", "table"]
-RESULTS = Path(__file__).resolve().parent / "results" / "drills.json"
-HANDLER = "bench.drill_handler.lambda_handler"
+RESULTS = results_file("drills")
+HANDLER = "bench.drills.handler.lambda_handler"
 OPTIONS = ClusterOptions(servers=3, proxied_redis=True, counted_postgres=True, handler=HANDLER, flags_env="drill")
 
 SHORT = DrillPlan(baseline=1.0, fault=2.5, flip_after=0.6, settle=1.0, recovery_cap=20.0, flags=10, rate=50.0,
@@ -65,7 +66,7 @@ def run(short: bool, *, only: tuple[str, ...] = ()) -> dict[str, Any]:
         results = [drills.run(drill) for drill in chosen]
         machine = report.machine(cluster)
     own = {}
-    for module in (drill_failover, drill_blackhole):
+    for module in (failover, blackhole):
         if not only or module.NAME in only:
             own[module.NAME] = module.SHORT if short else module.LONG
             results.append(module.drill(own[module.NAME]))
@@ -80,12 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(argv)
     results = run(args.short, only=tuple(args.only))
-    results["form"] = "short" if args.short else "long"
-    report.stamp(results)
     print(table(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(results, args.out, form="short" if args.short else "long")
     return 0 if not any(shortfalls(row) for row in results["drills"]) else 1
 
 

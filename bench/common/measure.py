@@ -23,7 +23,7 @@ import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from bench.load import Read, Write
+from bench.common.load import Read, Write
 
 Window = tuple[float, float]  # (frozen at, thawed at)
 ReaderId = TypeVar("ReaderId", bound=Hashable)

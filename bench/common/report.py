@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
-from datetime import UTC, datetime
 from typing import Any
 
-from bench.cluster import Cluster
+from bench.common.cluster import Cluster
 
 
 def machine(cluster: Cluster) -> dict[str, Any]:
@@ -17,10 +16,6 @@ def machine(cluster: Cluster) -> dict[str, Any]:
         "redis": f"{cluster.redis.version} ({cluster.redis.kind})",
         "postgres": f"{cluster.postgres.version} ({cluster.postgres.kind})",
     }
-
-
-def stamp(results: dict[str, Any]) -> None:
-    results["generated_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def seconds(value: float | None) -> str:

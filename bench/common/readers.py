@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.cluster import FlagServer
-from bench.http_load import Target
-from bench.load import Read
-from bench.measure import percentile
-from bench.openloop import OpenLoop, Reply, Stream
+from bench.common.cluster import FlagServer
+from bench.common.http_load import Target
+from bench.common.load import Read
+from bench.common.measure import percentile
+from bench.common.openloop import OpenLoop, Reply, Stream
 
 PATHS = ("single", "ofrep", "bulk", "conditional")
 CONTEXT = {"targetingKey": "harness-user"}

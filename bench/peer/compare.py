@@ -1,7 +1,7 @@
 """`make bench-peer`: our local server against Unleash 8, same machine, same client, same run (DESIGN.md bars).
 
-The peer: npm `unleash-server` pinned in bench/unleash/package.json and its lock file (`npm ci`),
-started by bench/unleash/launcher.mjs on 127.0.0.1 with its own throwaway PostgreSQL (the
+The peer: npm `unleash-server` pinned in bench/peer/unleash/package.json and its lock file (`npm ci`),
+started by bench/peer/unleash/launcher.mjs on 127.0.0.1 with its own throwaway PostgreSQL (the
 unprivileged-user recipe of flagservice.local.embedded.start_postgres), telemetry and version
 checks off, rate limits raised. Tokens come from INIT_*_API_TOKENS; the equivalent flag (a release
 toggle with the default strategy, on in `development`) is made with three admin calls, and read as
@@ -12,11 +12,11 @@ with the same flag (boolean, on, no rules), read as `GET /flags/{key}`, as an OF
 as an OFREP bulk evaluation (the like-for-like of /api/frontend: every flag for one context).
 
 Same loads for every route, one server at a time, after an untimed warm-up: sequential (one
-keep-alive connection, the Python client of http_load.py), sequential again with `wrk -c1` (whose
+keep-alive connection, the Python client of common/http_load.py), sequential again with `wrk -c1` (whose
 own cost per request is far smaller, so the ratio is closer to the servers' own), and `wrk` at 16
 connections. Ratios against DESIGN.md: p50 ours / Unleash <= 0.5, requests/s ours / Unleash >= 2.
 When a bar is missed (or with --profile), ours is sampled with py-spy under the same wrk load
-and the time is broken down by layer (pyprofile.py). Results: bench/results/peer.json.
+and the time is broken down by layer (common/pyprofile.py). Results: bench/results/peer.json.
 """
 
 from __future__ import annotations
@@ -35,18 +35,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import http_bench, http_load, procs, pyprofile, report
-from bench.client import request
-from bench.cluster import ClusterOptions, running_cluster
-from bench.http_load import Target
+from bench.common import http_load, procs, pyprofile, report
+from bench.common.client import request
+from bench.common.cluster import ClusterOptions, running_cluster
+from bench.common.http_load import Target
+from bench.common.results import results_file, write_results
+from bench.http import local_server
 from flagservice.local.embedded import ServerProcess, free_port, start_postgres
 
-REPO = Path(__file__).resolve().parents[1]
-UNLEASH_DIR = REPO / "bench" / "unleash"
-RESULTS = REPO / "bench" / "results" / "peer.json"
+UNLEASH_DIR = Path(__file__).resolve().parent / "unleash"  # npm ci by make bench-peer
+RESULTS = results_file("peer")
 ADMIN_TOKEN = "*:*.admin-secret"
 FRONTEND_TOKEN = "default:development.frontend-secret"
-FLAG_KEY = http_bench.FLAG_KEY
+FLAG_KEY = local_server.FLAG_KEY
 READY_SECONDS = 120.0
 P50_BAR = 0.5
 RPS_BAR = 2.0
@@ -177,7 +178,7 @@ def measure(targets: dict[str, Target], pids: dict[str, list[int]], plan: PeerPl
     """Warm every route up, then sequential for every route, then wrk for every route (with the servers' CPU)."""
     results: dict[str, Any] = {name: {"target": t.name} for name, t in targets.items()}
     for target in targets.values():
-        http_bench.check(target)
+        local_server.check(target)
         if use_wrk and plan.warmup_seconds:
             http_load.run_wrk(target, connections=plan.connections, duration=plan.warmup_seconds)
     for name, target in targets.items():
@@ -187,7 +188,7 @@ def measure(targets: dict[str, Target], pids: dict[str, list[int]], plan: PeerPl
         results[name]["wrk_one_connection"] = one
     for name, target in targets.items():
         results[name]["wrk"] = (
-            http_bench.closed_loop(target, pids[name], connections=plan.connections, seconds=plan.wrk_seconds)
+            local_server.closed_loop(target, pids[name], connections=plan.connections, seconds=plan.wrk_seconds)
             if use_wrk
             else None
         )
@@ -259,11 +260,11 @@ def run(plan: PeerPlan, *, workers: int, use_wrk: bool, profile: str) -> dict[st
     options = ClusterOptions(servers=1, flags_env="peer", env=(("WORKERS", str(workers)), ("LOG_LEVEL", "INFO")))
     with running_cluster(options) as cluster, running_unleash() as unleash:
         server = cluster.servers[0]
-        http_bench.create_flag(server)
+        local_server.create_flag(server)
         create_unleash_flag(unleash.port)
         peer = unleash_target(unleash.port)
         wait_flag_visible(peer, FLAG_KEY)
-        targets = {**http_bench.our_targets(server.port), "unleash": peer}
+        targets = {**local_server.our_targets(server.port), "unleash": peer}
         ours_pids, peer_pids = [server.process.pid, cluster.redis.pid], [unleash.process.pid, unleash.postgres.pid]
         pids = {name: peer_pids if name == "unleash" else ours_pids for name in targets}
         measured = measure(targets, pids, plan, use_wrk=use_wrk)
@@ -344,12 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     use_wrk = not args.no_wrk and http_load.wrk_available()
     results = run(QUICK if args.quick else FULL, workers=args.workers, use_wrk=use_wrk, profile=args.profile)
-    results["form"] = "quick" if args.quick else "full"
-    report.stamp(results)
     print(tables(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(results, args.out, form="quick" if args.quick else "full")
     return 0
 
 

@@ -1,7 +1,7 @@
 """`make bench`, over HTTP: the local server (the Lambda handler behind the pre-fork gateway) under load.
 
 One Redis, one PostgreSQL and one local server with WORKERS processes (default: the CPUs), through
-bench/cluster.py. For `GET /flags/{key}` and an OFREP evaluation (`POST
+bench/common/cluster.py. For `GET /flags/{key}` and an OFREP evaluation (`POST
 /ofrep/v1/evaluate/flags/{key}` with a targetingKey):
 
 1. sequential: one keep-alive connection, one request at a time (latency without queueing);
@@ -15,18 +15,17 @@ Results go to bench/results/http.json; the tables are printed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import http_load, procs, report
-from bench.cluster import Cluster, ClusterOptions, FlagServer, running_cluster
-from bench.http_load import Target
+from bench.common import http_load, procs, report
+from bench.common.cluster import Cluster, ClusterOptions, FlagServer, running_cluster
+from bench.common.http_load import Target
+from bench.common.results import results_file, write_results
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results" / "http.json"
+RESULTS = results_file("http")
 FLAG_KEY = "bench-flag"
 OFREP_BODY = b'{"context": {"targetingKey": "42"}}'
 JSON = (("Content-Type", "application/json"),)
@@ -161,12 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_wrk:
         plan = HttpPlan(**{**vars(plan), "use_wrk": False})
     results = run(plan, workers=args.workers)
-    results["form"] = "quick" if args.quick else "full"
-    report.stamp(results)
     print(tables(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(results, args.out, form="quick" if args.quick else "full")
     # Open-loop errors (timeouts past saturation) are measurements, shown in the table; a failed sequential
     # read means the server did not answer as it should, and the run is not a measurement of it.
     return 1 if any(http_load.failures(m["sequential"]) for m in results["targets"].values()) else 0

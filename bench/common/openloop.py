@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.http_load import HOST, ResponseParser
+from bench.common.http_load import HOST, ResponseParser
 
 TICK = 0.01  # the longest the loop sleeps: streams are checked at least this often
 

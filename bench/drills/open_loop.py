@@ -1,6 +1,6 @@
-"""What the open-loop drills (drill_failover.py, drill_blackhole.py) share: flags, readers, and the row they make.
+"""What the open-loop drills (failover.py, blackhole.py) share: flags, readers, and the row they make.
 
-Their rows carry the same columns as drill_results.summarize() rows, so `make drill` shows every drill
+Their rows carry the same columns as summary.summarize() rows, so `make drill` shows every drill
 in one table; each drill module adds its own fields and its own `shortfalls()` and `notes()`.
 """
 
@@ -10,11 +10,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from bench.cluster import Cluster, FlagServer
-from bench.load import Write, read_flag, write_flag
-from bench.measure import reader_delay
-from bench.openloop import Reply
-from bench.readers import PATHS, PathReader, readers_for, reply_summary
+from bench.common.cluster import Cluster, FlagServer
+from bench.common.load import Write, read_flag, write_flag
+from bench.common.measure import reader_delay
+from bench.common.openloop import Reply
+from bench.common.readers import PATHS, PathReader, readers_for, reply_summary
 
 
 def seed(cluster: Cluster, keys: Sequence[str]) -> None:

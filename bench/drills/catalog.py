@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.cluster import Cluster
-from bench.drill_handler import HOLD, RELEASE
-from bench.faults import Direction, Fault, Mode
+from bench.common.cluster import Cluster
+from bench.common.faults import Direction, Fault, Mode
+from bench.drills.handler import HOLD, RELEASE
 
 REPLY_DELAY_MS = 200
 
@@ -68,7 +68,7 @@ DRILLS = (
           "the fault proxy discards every byte both ways and keeps connections open (new ones too)",
           lambda c: _proxy(c, Fault(Mode.DROP)), lambda c: _proxy(c, Fault())),
     Drill("redis-pool-exhausted", "Redis connection pool exhausted",
-          "in every worker, every pooled connection is checked out and held (a drill seam: bench/drill_handler.py)",
+          "in every worker, every pooled connection is checked out and held (a drill seam: bench/drills/handler.py)",
           _every_server(HOLD), _every_server(RELEASE)),
     Drill("redis-flushed", "Redis flushed (FLUSHALL)", "FLUSHALL from outside the service, under load",
           lambda c: c.redis_admin().flushall(), _nothing, instant=True),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.hdr import Histogram
+from bench.common.hdr import Histogram
 
 HOST = "127.0.0.1"
 MS = 1_000_000

@@ -23,14 +23,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench import REPO
+
 SCRIPT = r"""
 import json, sys, time
 began = time.time()
 start = time.perf_counter()
 from flagservice import handler
 imported = time.perf_counter()
-from bench.perf_child import flag_event, rss_kib, x_cache
+from bench.perf.container import flag_event, rss_kib, x_cache
 from flagservice.lambda_context import LocalContext
 event, context = flag_event(sys.argv[2]), LocalContext()
 asked = time.perf_counter()

@@ -1,7 +1,7 @@
 """`make bench`, in process: the handler's read paths against their floors (DESIGN.md, Performance).
 
-One run, one Redis and one PostgreSQL (bench/cluster.py with no servers). For each Tracer mode a
-fresh Lambda-like process (perf_child.py) times, interleaved:
+One run, one Redis and one PostgreSQL (bench/common/cluster.py with no servers). For each Tracer mode a
+fresh Lambda-like process (container.py) times, interleaved:
 
     raw_get     one redis-py GET on a pooled client, of a value the flag's size     (the floor)
     l1_hit      GET /flags/{key} through `lambda_handler`, answered from L1
@@ -35,13 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, pyprofile, report
-from bench.cluster import Cluster, ClusterOptions, running_cluster
-from bench.perf_child import FLAG_KEY
+from bench import REPO
+from bench.common import pyprofile, report
+from bench.common.cluster import Cluster, ClusterOptions, running_cluster
+from bench.common.results import results_file, write_results
+from bench.perf import coldstart
+from bench.perf.container import FLAG_KEY
 from flagservice.local.embedded import free_port
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results" / "perf.json"
+RESULTS = results_file("perf")
 MODES = {"tracer-off": False, "tracer-on": True}
 TRACE_HEADER = "Root=1-6745c2a0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
 DROPPED = ("ADMIN_TOKEN", "DB_SECRET_ARN", "REDIS_AUTH_SECRET_ARN", "AWS_SAM_LOCAL", "AWS_CHALICE_CLI_MODE", "PORT")
@@ -134,12 +136,12 @@ def lambda_env(cluster: Cluster, *, tracer: bool, sink_port: int) -> dict[str, s
 def run_child(env: dict[str, str], plan: Plan, dead_redis_url: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="flagservice-perf-") as folder:
         out = Path(folder) / "child.json"
-        argv = [sys.executable, "-m", "bench.perf_child", "--out", str(out), "--dead-redis-url", dead_redis_url]
+        argv = [sys.executable, "-m", "bench.perf.container", "--out", str(out), "--dead-redis-url", dead_redis_url]
         argv += ["--rounds", str(plan.rounds), "--batch", str(plan.batch), "--warmup", str(plan.warmup)]
         argv += ["--memory-reads", str(plan.memory_reads)]
         done = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"bench.perf_child failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            raise RuntimeError(f"bench.perf.container failed ({done.returncode}):\n{done.stderr[-3000:]}")
         result: dict[str, Any] = json.loads(out.read_text())
         return result
 
@@ -152,7 +154,7 @@ def profile_path(env: dict[str, str], path: str, seconds: float) -> dict[str, An
     with tempfile.TemporaryDirectory(prefix="flagservice-perf-profile-") as folder:
         out = Path(folder) / f"{path}.txt"
         argv = [exe, "record", "--idle", "--nonblocking", "--rate", "500", "--format", "raw", "--output", str(out)]
-        argv += ["--", sys.executable, "-m", "bench.perf_child", "--profile", path, "--seconds", str(seconds)]
+        argv += ["--", sys.executable, "-m", "bench.perf.container", "--profile", path, "--seconds", str(seconds)]
         argv += ["--dead-redis-url", "redis://127.0.0.1:1/0"]
         done = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0 or not out.exists():
@@ -279,15 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     results = run(QUICK if args.quick else FULL)
-    results["form"] = "quick" if args.quick else "full"
     results["problems"] = problems(results)
-    report.stamp(results)
     print(tables(results))
     for problem in results["problems"]:
         print(f"PROBLEM: {problem}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(results, args.out, form="quick" if args.quick else "full")
     return 1 if results["problems"] else 0
 
 

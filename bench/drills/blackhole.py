@@ -27,12 +27,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import report
-from bench.cluster import Cluster, ClusterOptions, running_cluster
-from bench.drill_open import open_readers, reads_row, seed
-from bench.faults import Fault, Mode
-from bench.load import Write, write_flag
-from bench.readers import run_readers
+from bench.common import report
+from bench.common.cluster import Cluster, ClusterOptions, running_cluster
+from bench.common.faults import Fault, Mode
+from bench.common.load import Write, write_flag
+from bench.common.readers import run_readers
+from bench.drills.open_loop import open_readers, reads_row, seed
 
 NAME = "postgres-unresponsive"
 # Servers 0 and 1 are read; the kill switch goes through server 2, which nobody reads: a local worker

@@ -1,4 +1,4 @@
-"""One Lambda-like container for `make bench` (bench/perf.py starts one per Tracer mode): times the read paths.
+"""One Lambda-like container for `make bench` (in_process.py starts one per Tracer mode): times the read paths.
 
 Runs in its own process because Powertools configures its singletons (Tracer above all) at import,
 from the environment the parent sets: Lambda's variables, Logger at INFO, Metrics on, and Tracer
@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import REPO
+
 FLAG_KEY = "bench-flag"
 RAW_KEY = "bench:raw-get"
 PROFILE_WARMUP_SECONDS = 0.5
-EVENT_TEMPLATE = Path(__file__).resolve().parents[1] / "events" / "get-flag.json"
+EVENT_TEMPLATE = REPO / "events" / "get-flag.json"
 
 
 @dataclass
@@ -97,7 +99,7 @@ class Timer:
                 self.batch(path, batch)
 
     def summaries(self) -> dict[str, Any]:
-        from bench.hdr import Histogram
+        from bench.common.hdr import Histogram
 
         out = {}
         for path in self.paths:
@@ -132,7 +134,7 @@ def redis_phase(args: argparse.Namespace, handler: Any, context: Any) -> tuple[d
 
 
 def profile_loop(path: TimedPath, seconds: float) -> int:
-    """Call one path for `seconds` while py-spy samples this process (bench/perf.py keeps only stacks under here)."""
+    """Call one path for `seconds` while py-spy samples this process (in_process.py keeps only stacks under here)."""
     deadline, calls = time.monotonic() + seconds, 0
     while time.monotonic() < deadline:
         if path.setup is not None:

@@ -1,6 +1,6 @@
 """A drill's numbers from what it observed, the DESIGN.md bars they are held to, and the table they make.
 
-Definitions are in drill.py's docstring. `shortfalls()` is shared by `make drill` (the bars as
+Definitions are in suite.py's docstring. `shortfalls()` is shared by `make drill` (the bars as
 designed) and tests/integration/test_drills.py (deadlines with a 2x margin, no latency goals).
 """
 
@@ -10,11 +10,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import drill_blackhole, drill_failover, report
-from bench.drill_faults import Drill
-from bench.load import Read, Write
-from bench.measure import percentile, write_delay
-from bench.readers import ReadLoop
+from bench.common import report
+from bench.common.load import Read, Write
+from bench.common.measure import percentile, write_delay
+from bench.common.readers import ReadLoop
+from bench.drills import blackhole, failover
+from bench.drills.catalog import Drill
 
 KILL_SWITCH = "kill-switch"
 
@@ -169,7 +170,7 @@ def _specific_missed(row: dict[str, Any], margin: float) -> list[str]:
 
 # Drills on clusters of their own, with every read path read open loop: their rows hold the same columns,
 # and their modules know their bars and notes.
-OWN_CLUSTER = {drill_failover.NAME: drill_failover, drill_blackhole.NAME: drill_blackhole}
+OWN_CLUSTER = {failover.NAME: failover, blackhole.NAME: blackhole}
 
 
 def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True) -> list[str]:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.client import Answer
-from bench.cluster import FlagServer
+from bench.common.client import Answer
+from bench.common.cluster import FlagServer
 
 DEGRADED = frozenset({"BYPASS", "STALE"})
 
