@@ -25,6 +25,11 @@ def seconds(value: float | None) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
+def ms(value: float | None) -> str:
+    """A value already in milliseconds: '0.42 ms', '-' for none."""
+    return "-" if value is None else f"{value:.2f} ms"
+
+
 def markdown_table(head: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -23,6 +23,7 @@ from typing import Any
 from bench.common import http_load, procs, report
 from bench.common.cluster import Cluster, ClusterOptions, FlagServer, running_cluster
 from bench.common.http_load import Target
+from bench.common.report import ms
 from bench.common.results import results_file, write_results
 
 RESULTS = results_file("http")
@@ -121,12 +122,12 @@ def tables(results: dict[str, Any]) -> str:
     for measured in results["targets"].values():
         seq, wrk = measured["sequential"], measured["wrk"]
         wrk_cells = (
-            [f"{wrk['requests_per_s']:.0f}", _ms(wrk["p50_ms"]), _ms(wrk["p99_ms"]), wrk["failed"],
-             _ms(wrk["server_cpu_ms_per_request"])]
+            [f"{wrk['requests_per_s']:.0f}", ms(wrk["p50_ms"]), ms(wrk["p99_ms"]), wrk["failed"],
+             ms(wrk["server_cpu_ms_per_request"])]
             if wrk
             else ["(no wrk)", "", "", "", ""]
         )  # fmt: skip
-        closed.append([seq["target"], _ms(seq["p50_ms"]), _ms(seq["p99_ms"]), http_load.failures(seq), *wrk_cells])
+        closed.append([seq["target"], ms(seq["p50_ms"]), ms(seq["p99_ms"]), http_load.failures(seq), *wrk_cells])
     connections = results["plan"]["connections"]
     head = ["route", "sequential p50", "sequential p99", "failed", f"wrk req/s ({connections} conn.)", "wrk p50",
             "wrk p99", "wrk errors", "server CPU per request"]  # fmt: skip
@@ -135,18 +136,14 @@ def tables(results: dict[str, Any]) -> str:
     for measured in results["targets"].values():
         for run in measured["open_loop"]:
             rows.append(
-                [run["target"], f"{run['rate']:.0f}", f"{run['achieved_rate']:.0f}", _ms(run["p50_ms"]),
-                 _ms(run["p95_ms"]), _ms(run["p99_ms"]), _ms(run["max_ms"]),
-                 f"{_ms(run['generator_lag_p99_ms'])} / {_ms(run['generator_lag_max_ms'])}",
+                [run["target"], f"{run['rate']:.0f}", f"{run['achieved_rate']:.0f}", ms(run["p50_ms"]),
+                 ms(run["p95_ms"]), ms(run["p99_ms"]), ms(run["max_ms"]),
+                 f"{ms(run['generator_lag_p99_ms'])} / {ms(run['generator_lag_max_ms'])}",
                  http_load.failures(run)]
             )  # fmt: skip
     head = ["open loop", "rate/s", "achieved/s", "p50", "p95", "p99", "max", "generator lag p99 / max", "failed"]
     parts.append(report.markdown_table(head, rows))
     return "\n\n".join(parts)
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} ms"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,7 @@ from bench.common import http_load, procs, pyprofile, report
 from bench.common.client import request
 from bench.common.cluster import ClusterOptions, running_cluster
 from bench.common.http_load import Target
+from bench.common.report import ms
 from bench.common.results import results_file, write_results
 from bench.http import local_server
 from flagservice.local.embedded import ServerProcess, free_port, start_postgres
@@ -296,13 +297,13 @@ def tables(results: dict[str, Any]) -> str:
     rows = []
     for r in results["ratios"]:
         one = (
-            [f"{_ms(r['ours_wrk1_p50_ms'])} / {_ms(r['unleash_wrk1_p50_ms'])}", f"{r['wrk1_p50_ratio']:.2f}",
+            [f"{ms(r['ours_wrk1_p50_ms'])} / {ms(r['unleash_wrk1_p50_ms'])}", f"{r['wrk1_p50_ratio']:.2f}",
              r["wrk1_p50_verdict"]]
             if "wrk1_p50_ratio" in r
             else ["(no wrk)", "-", "-"]
         )  # fmt: skip
         rows.append(
-            [r["route"], f"{_ms(r['ours_p50_ms'])} / {_ms(r['unleash_p50_ms'])}", f"{r['p50_ratio']:.2f}",
+            [r["route"], f"{ms(r['ours_p50_ms'])} / {ms(r['unleash_p50_ms'])}", f"{r['p50_ratio']:.2f}",
              r["p50_verdict"], *one, f"{r.get('ours_rps', 0):.0f} / {r.get('unleash_rps', 0):.0f}",
              f"{r['rps_ratio']:.2f}" if "rps_ratio" in r else "-", r.get("rps_verdict", "(no wrk)")]
         )  # fmt: skip
@@ -314,9 +315,9 @@ def tables(results: dict[str, Any]) -> str:
     detail = []
     for measured in results["targets"].values():
         seq, wrk = measured["sequential"], measured["wrk"] or {}
-        detail.append([measured["target"], _ms(seq["p50_ms"]), _ms(seq["p99_ms"]), http_load.failures(seq),
-                       _ms(wrk.get("p50_ms")), _ms(wrk.get("p99_ms")), wrk.get("failed", "-"),
-                       _ms(wrk.get("server_cpu_ms_per_request")), wrk.get("server_cores_busy", "-")])  # fmt: skip
+        detail.append([measured["target"], ms(seq["p50_ms"]), ms(seq["p99_ms"]), http_load.failures(seq),
+                       ms(wrk.get("p50_ms")), ms(wrk.get("p99_ms")), wrk.get("failed", "-"),
+                       ms(wrk.get("server_cpu_ms_per_request")), wrk.get("server_cores_busy", "-")])  # fmt: skip
     head = ["route", "sequential p50", "sequential p99", "failed", "wrk p50", "wrk p99", "wrk errors",
             "server CPU per request", "server cores busy"]  # fmt: skip
     parts.append(report.markdown_table(head, detail))
@@ -329,10 +330,6 @@ def tables(results: dict[str, Any]) -> str:
     if results.get("profile"):
         parts.append("where our time goes under wrk (py-spy):\n\n" + pyprofile.table(results["profile"]))
     return "\n\n".join(parts)
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} ms"
 
 
 def main(argv: list[str] | None = None) -> int:
