@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Capture, Match, Matcher, Template
 
 from stacks.config import EnvironmentConfig
-from tests.infrastructure.conftest import only_resource, resources_of_type
+from tests.infrastructure.conftest import Synthesis
 
+ALARM = "AWS::CloudWatch::Alarm"
+MONITORING = Match.string_like_regexp("^flagservice-")  # the Monitoring unit's alarm names; the canary's have none
+PAGING = Match.string_like_regexp("^flagservice-.*(?<!-KillSwitch)$")  # all but the kill-switch notification
+SERVICE_DIMENSION = [{"Name": "service", "Value": "flagservice"}]
 # runtime/flagservice/telemetry.py and cache_aside.py emit these (DESIGN.md, Observability);
 # test_alarm_metrics.py checks the ones alarms read against the handler's real output.
 SERVICE_METRICS = {
@@ -27,93 +32,66 @@ SERVICE_METRICS = {
     "CacheBreakerOpen",
     "OutboxPending",
 }
+FILTER_METRICS = {"KillSwitchWrites", "CacheSlowCommands"}  # counted by metric filters: no dimension
+FEATURE_FLAGS = Match.string_like_regexp("^FeatureFlags")  # a namespace of ours, whichever environment
 
 
-def metric_stats(alarm: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every metric an alarm reads, as {namespace, name, stat, period, dimensions}."""
-    props = alarm["Properties"]
-    if "MetricName" in props:
-        return [
-            {
-                "namespace": props["Namespace"],
-                "name": props["MetricName"],
-                "stat": props.get("Statistic") or props.get("ExtendedStatistic"),
-                "period": props["Period"],
-                "dimensions": {d["Name"]: d["Value"] for d in props.get("Dimensions", [])},
-            }
-        ]
-    return [
-        {
-            "namespace": m["MetricStat"]["Metric"]["Namespace"],
-            "name": m["MetricStat"]["Metric"]["MetricName"],
-            "stat": m["MetricStat"]["Stat"],
-            "period": m["MetricStat"]["Period"],
-            "dimensions": {d["Name"]: d["Value"] for d in m["MetricStat"]["Metric"].get("Dimensions", [])},
-        }
-        for m in props["Metrics"]
-        if "MetricStat" in m
-    ]
+def one_of(names: Iterable[str]) -> Matcher:
+    return Match.string_like_regexp("^(" + "|".join(sorted(names)) + ")$")
 
 
-def monitoring_alarms(template_json: dict[str, Any]) -> list[dict[str, Any]]:
-    """Alarms of the Monitoring unit (named flagservice-<env>-...), not the canary's."""
-    return [
-        alarm
-        for alarm in resources_of_type(template_json, "AWS::CloudWatch::Alarm").values()
-        if str(alarm["Properties"].get("AlarmName", "")).startswith("flagservice-")
-    ]
-
-
-def alarm_on(template_json: dict[str, Any], metric: str) -> dict[str, Any]:
-    found = [a for a in monitoring_alarms(template_json) if metric in {m["name"] for m in metric_stats(a)}]
-    assert len(found) == 1, f"{len(found)} alarms read {metric}"
-    return found[0]["Properties"]
-
-
-def alarm_topic_ref(template_json: dict[str, Any]) -> dict[str, str]:
-    (ref,) = {
-        json.dumps(a["Properties"]["AlarmActions"][0])
-        for a in monitoring_alarms(template_json)
-        if "KillSwitch" not in a["Properties"]["AlarmName"]
-    }
-    found: dict[str, str] = json.loads(ref)
+def monitoring_alarms(template: Template, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Monitoring unit's alarms (not the canary's) that match `properties`, by logical id."""
+    pattern = {"Properties": {"AlarmName": MONITORING, **(properties or {})}}
+    found: dict[str, Any] = template.find_resources(ALARM, pattern)
     return found
 
 
+def alarm_topic(template: Template) -> Any:
+    """The alarm topic, as the stack publishes it for on-call to subscribe (`{"Ref": ...}`)."""
+    topic = Capture()
+    template.has_output("AlarmTopicArn", {"Value": topic})
+    return topic.as_object()
+
+
 def test_service_metrics_are_read_from_the_environment_namespace_with_the_service_dimension(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
-    used = [
-        m
-        for alarm in monitoring_alarms(service_template_json)
-        for m in metric_stats(alarm)
-        if m["namespace"].startswith("FeatureFlags")
+    namespace = f"FeatureFlags/{config.name}"
+
+    reading_ours = monitoring_alarms(service_template, {"Namespace": FEATURE_FLAGS})
+    emitted = monitoring_alarms(
+        service_template,
+        {"Namespace": namespace, "MetricName": one_of(SERVICE_METRICS), "Dimensions": SERVICE_DIMENSION},
+    )
+    counted = monitoring_alarms(service_template, {"Namespace": namespace, "MetricName": one_of(FILTER_METRICS)})
+    ours_in_math = Match.object_like({"MetricStat": {"Metric": {"Namespace": FEATURE_FLAGS}}})
+    math_on_ours = monitoring_alarms(service_template, {"Metrics": Match.array_with([ours_in_math])})
+
+    assert reading_ours and set(reading_ours) == set(emitted) | set(counted)
+    # The one metric-math alarm on our metrics: each of its metrics is checked in the next test.
+    assert [alarm["Properties"]["AlarmName"] for alarm in math_on_ours.values()] == [
+        f"flagservice-{config.name}-HitRateLow"
     ]
 
-    assert used
-    for metric in used:
-        assert metric["namespace"] == f"FeatureFlags/{config.name}"
-        if metric["name"] not in {"KillSwitchWrites", "CacheSlowCommands"}:  # metric filters: no dimension
-            assert metric["name"] in SERVICE_METRICS
-            assert metric["dimensions"] == {"service": "flagservice"}
 
+def test_hit_rate_below_the_minimum_over_an_hour_alarms(service_template: Template, config: EnvironmentConfig) -> None:
+    def hourly_sum(metric_id: str, name: str) -> dict[str, Any]:
+        metric = {"MetricName": name, "Namespace": f"FeatureFlags/{config.name}", "Dimensions": SERVICE_DIMENSION}
+        return {"Id": metric_id, "MetricStat": {"Metric": metric, "Period": 3600, "Stat": "Sum"}}
 
-def test_hit_rate_below_the_minimum_over_an_hour_alarms(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
-) -> None:
-    alarm = alarm_on(service_template_json, "CacheHit")
-    (expression,) = [m["Expression"] for m in alarm["Metrics"] if "Expression" in m]
+    rate = Match.string_like_regexp(r"^100 \* \(FILL\(hit, 0\) \+ FILL\(stale, 0\)\) / \(")
+    outcomes = {"hit": "CacheHit", "stale": "StaleServed", "miss": "CacheMiss", "bypass": "CacheBypass"}
 
-    assert {m["name"] for m in metric_stats({"Properties": alarm})} == {
-        "CacheHit",
-        "CacheMiss",
-        "CacheBypass",
-        "StaleServed",
-    }
-    assert all(m["period"] == 3600 and m["stat"] == "Sum" for m in metric_stats({"Properties": alarm}))
-    assert expression.startswith("100 * (FILL(hit, 0) + FILL(stale, 0)) / (")
-    assert alarm["ComparisonOperator"] == "LessThanThreshold"
-    assert alarm["Threshold"] == config.alarms.hit_rate_min_percent
+    service_template.resource_properties_count_is(
+        ALARM,
+        {
+            "Metrics": [{"Expression": rate}, *(hourly_sum(key, name) for key, name in outcomes.items())],
+            "ComparisonOperator": "LessThanThreshold",
+            "Threshold": config.alarms.hit_rate_min_percent,
+        },
+        1,
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,127 +109,161 @@ def test_hit_rate_below_the_minimum_over_an_hour_alarms(
     ],
 )
 def test_service_alarms_use_the_configured_thresholds(
-    service_template_json: dict[str, Any],
+    service_template: Template,
     config: EnvironmentConfig,
     metric: str,
     stat: str,
     limit: str | None,
     periods: int,
 ) -> None:
-    alarm = next(
-        a["Properties"]
-        for a in monitoring_alarms(service_template_json)
-        if [m["name"] for m in metric_stats(a)] == [metric]
+    statistic = {"ExtendedStatistic": stat} if stat.startswith("p") else {"Statistic": stat}
+
+    service_template.resource_properties_count_is(
+        ALARM,
+        {
+            "AlarmName": MONITORING,
+            "MetricName": metric,
+            **statistic,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": getattr(config.alarms, limit) if limit else 0,
+            "EvaluationPeriods": periods,
+            "DatapointsToAlarm": periods,
+        },
+        1,
     )
 
-    assert alarm.get("Statistic", alarm.get("ExtendedStatistic")) == stat
-    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
-    assert alarm["Threshold"] == (getattr(config.alarms, limit) if limit else 0)
-    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == periods
 
+def test_redis_memory_alarm_watches_every_node(service_template: Template, config: EnvironmentConfig) -> None:
+    def node(index: int) -> list[dict[str, Any]]:
+        value = {"Fn::Join": ["", [Match.any_value(), f"-{index:03d}"]]}  # `<replication group id>-001`, ...
+        return [{"Name": "CacheClusterId", "Value": value}]
 
-def test_redis_memory_alarm_watches_every_node(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
-) -> None:
-    alarm = alarm_on(service_template_json, "DatabaseMemoryUsagePercentage")
-    nodes = [m["dimensions"]["CacheClusterId"] for m in metric_stats({"Properties": alarm})]
+    name, nodes = "DatabaseMemoryUsagePercentage", range(1, 2 + config.cache.replicas)
+    if config.cache.replicas == 0:
+        reads: dict[str, Any] = {"MetricName": name, "Dimensions": node(1)}
+    else:
+        per_node = [{"MetricStat": {"Metric": {"MetricName": name, "Dimensions": node(i)}}} for i in nodes]
+        reads = {"Metrics": [{"Expression": Match.string_like_regexp("^MAX")}, *per_node]}
 
-    assert len(nodes) == 1 + config.cache.replicas
-    assert [n["Fn::Join"][1][1] for n in nodes] == [f"-{i:03d}" for i in range(1, 2 + config.cache.replicas)]
-    assert alarm["Threshold"] == config.alarms.redis_memory_max_percent
+    service_template.resource_properties_count_is(
+        ALARM, {**reads, "Threshold": config.alarms.redis_memory_max_percent}, 1
+    )
 
 
 def test_alarms_notify_the_alarm_topic_with_actions_as_configured(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
-    topic = alarm_topic_ref(service_template_json)
+    topic = alarm_topic(service_template)
 
-    for alarm in monitoring_alarms(service_template_json):
-        props = alarm["Properties"]
-        if props["AlarmName"].endswith("KillSwitch"):
-            continue
-        assert props["AlarmActions"] == [topic] and props["OKActions"] == [topic]
-        assert props["ActionsEnabled"] is config.alarms.actions_enabled
-        assert props["TreatMissingData"] == "notBreaching"
+    paging = monitoring_alarms(service_template, {"AlarmName": PAGING})
+    notifying = monitoring_alarms(
+        service_template,
+        {
+            "AlarmName": PAGING,
+            "AlarmActions": [topic],
+            "OKActions": [topic],
+            "ActionsEnabled": config.alarms.actions_enabled,
+            "TreatMissingData": "notBreaching",
+        },
+    )
 
-
-def test_topics_are_encrypted_with_a_key_cloudwatch_and_budgets_may_use(service_template_json: dict[str, Any]) -> None:
-    key_id, key = only_resource(service_template_json, "AWS::KMS::Key")
-    services = [
-        s["Principal"]["Service"] for s in key["Properties"]["KeyPolicy"]["Statement"] if "Service" in s["Principal"]
-    ]
-
-    assert key["Properties"]["EnableKeyRotation"] is True
-    assert sorted(services[0]) == ["budgets.amazonaws.com", "cloudwatch.amazonaws.com"]
-    for topic in resources_of_type(service_template_json, "AWS::SNS::Topic").values():
-        assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert paging and set(notifying) == set(paging)
 
 
-def test_every_topic_refuses_publishing_without_tls(service_template_json: dict[str, Any]) -> None:
-    topics = set(resources_of_type(service_template_json, "AWS::SNS::Topic"))
-    policies = resources_of_type(service_template_json, "AWS::SNS::TopicPolicy").values()
-    guarded = {
-        policy["Properties"]["Topics"][0]["Ref"]
-        for policy in policies
-        if any(
-            s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
-            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+def test_topics_are_encrypted_with_a_key_cloudwatch_and_budgets_may_use(service_template: Template) -> None:
+    service_template.resource_count_is("AWS::KMS::Key", 1)
+    (key,) = service_template.find_resources("AWS::KMS::Key")
+    services = Match.object_like({"Principal": {"Service": ["budgets.amazonaws.com", "cloudwatch.amazonaws.com"]}})
+
+    service_template.has_resource_properties(
+        "AWS::KMS::Key", {"EnableKeyRotation": True, "KeyPolicy": {"Statement": Match.array_with([services])}}
+    )
+    service_template.all_resources_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key, "Arn"]}})
+
+
+def test_every_topic_refuses_publishing_without_tls(service_template: Template) -> None:
+    refuses_plain_http = Match.object_like({"Condition": {"Bool": {"aws:SecureTransport": "false"}}})
+
+    for topic in service_template.find_resources("AWS::SNS::Topic"):
+        service_template.has_resource_properties(
+            "AWS::SNS::TopicPolicy",
+            {"Topics": [{"Ref": topic}], "PolicyDocument": {"Statement": Match.array_with([refuses_plain_http])}},
         )
-    }
-
-    assert guarded == topics
 
 
 def test_kill_switch_writes_are_counted_from_the_audit_log_line(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
-    _, metric_filter = only_resource(service_template_json, "AWS::Logs::MetricFilter")
-    function = next(
-        f
-        for f in resources_of_type(service_template_json, "AWS::Lambda::Function").values()
-        if f["Properties"]["Handler"] == "flagservice.handler.lambda_handler"
+    # Given the flag function's log group
+    log_group = Capture()
+    service_template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": "flagservice.handler.lambda_handler", "LoggingConfig": {"LogGroup": log_group}},
     )
-    props = metric_filter["Properties"]
 
-    assert props["FilterPattern"] == '{ ($.message = "flag audit") && ($.kill_switch IS TRUE) }'
-    assert props["LogGroupName"] == function["Properties"]["LoggingConfig"]["LogGroup"]
-    assert props["MetricTransformations"] == [
+    # Then the one metric filter counts its kill-switch audit lines into the environment's namespace
+    service_template.resource_count_is("AWS::Logs::MetricFilter", 1)
+    service_template.has_resource_properties(
+        "AWS::Logs::MetricFilter",
         {
-            "MetricName": "KillSwitchWrites",
-            "MetricNamespace": f"FeatureFlags/{config.name}",
-            "MetricValue": "1",
-            "Unit": "Count",
-        }
-    ]
+            "FilterPattern": '{ ($.message = "flag audit") && ($.kill_switch IS TRUE) }',
+            "LogGroupName": log_group.as_object(),
+            "MetricTransformations": Match.exact(
+                [
+                    {
+                        "MetricName": "KillSwitchWrites",
+                        "MetricNamespace": f"FeatureFlags/{config.name}",
+                        "MetricValue": "1",
+                        "Unit": "Count",
+                    }
+                ]
+            ),
+        },
+    )
 
 
 def test_kill_switch_writes_notify_their_own_topic_where_configured(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
-    alarms = [
-        a["Properties"]
-        for a in monitoring_alarms(service_template_json)
-        if a["Properties"]["AlarmName"].endswith("KillSwitch")
-    ]
-    topics = resources_of_type(service_template_json, "AWS::SNS::Topic")
-
+    kill_switch = {"AlarmName": f"flagservice-{config.name}-KillSwitch"}
     if not config.alarms.kill_switch_notifications:
-        assert alarms == [] and len(topics) == 1
+        service_template.resource_properties_count_is(ALARM, kill_switch, 0)
+        service_template.resource_count_is("AWS::SNS::Topic", 1)
         return
-    (alarm,) = alarms
+    # Given the topics of the environment
+    topics = service_template.find_resources("AWS::SNS::Topic")
+
+    # When the kill-switch alarm is found, with the topic it notifies
+    notified = Capture()
+    service_template.has_resource_properties(
+        ALARM,
+        {
+            **kill_switch,
+            "MetricName": "KillSwitchWrites",
+            "Statistic": "Sum",
+            "Period": 60,
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "AlarmActions": [{"Ref": notified}],
+        },
+    )
+
+    # Then that topic is a second one, not the alarm topic
     assert len(topics) == 2
-    assert alarm["MetricName"] == "KillSwitchWrites" and alarm["Statistic"] == "Sum" and alarm["Period"] == 60
-    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert alarm["AlarmActions"] != [alarm_topic_ref(service_template_json)]
-    assert alarm["AlarmActions"][0]["Ref"] in topics
+    assert notified.as_string() in topics and {"Ref": notified.as_string()} != alarm_topic(service_template)
 
 
-def test_prod_notifies_every_kill_switch(synthesis: Any) -> None:
-    assert synthesis.configs["prod"].alarms.kill_switch_notifications
+def test_prod_notifies_every_kill_switch(synthesis: Synthesis) -> None:
+    prod = synthesis.template("prod", "service")
+
+    prod.has_resource_properties(
+        ALARM, {"AlarmName": "flagservice-prod-KillSwitch", "AlarmActions": [{"Ref": Match.any_value()}]}
+    )
+    prod.has_output("KillSwitchTopicArn", {"Value": {"Ref": Match.any_value()}})
 
 
 def test_the_cache_has_a_monthly_budget_filtered_by_service_and_cost_tags(
-    service_template: Template, service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
     service_template.has_resource_properties(
         "AWS::Budgets::Budget",
@@ -259,7 +271,7 @@ def test_the_cache_has_a_monthly_budget_filtered_by_service_and_cost_tags(
             "Budget": {
                 "BudgetType": "COST",
                 "TimeUnit": "MONTHLY",
-                "BudgetLimit": {"Amount": config.alarms.cache_budget_usd_per_month, "Unit": "USD"},
+                "BudgetLimit": {"Amount": 50, "Unit": "USD"},  # cdk.json's alarms.cacheBudgetUsdPerMonth
                 "BudgetName": f"flagservice-{config.name}-cache",
                 "FilterExpression": {
                     "And": Match.array_equals(
@@ -274,57 +286,59 @@ def test_the_cache_has_a_monthly_budget_filtered_by_service_and_cost_tags(
             "NotificationsWithSubscribers": Match.array_with(
                 [
                     Match.object_like(
-                        {
-                            "Subscribers": [
-                                {"SubscriptionType": "SNS", "Address": alarm_topic_ref(service_template_json)}
-                            ]
-                        }
+                        {"Subscribers": [{"SubscriptionType": "SNS", "Address": alarm_topic(service_template)}]}
                     )
                 ]
             ),
         },
     )
-    assert config.alarms.cache_budget_usd_per_month == 50
 
 
-def test_budgets_may_publish_to_the_alarm_topic(service_template_json: dict[str, Any]) -> None:
-    topic = alarm_topic_ref(service_template_json)
-    statements = [
-        s
-        for p in resources_of_type(service_template_json, "AWS::SNS::TopicPolicy").values()
-        if topic in p["Properties"]["Topics"]
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-    ]
+def test_budgets_may_publish_to_the_alarm_topic(service_template: Template) -> None:
+    budgets = Match.object_like({"Effect": "Allow", "Principal": Match.exact({"Service": "budgets.amazonaws.com"})})
 
-    assert any(s["Effect"] == "Allow" and s["Principal"] == {"Service": "budgets.amazonaws.com"} for s in statements)
+    service_template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "Topics": Match.array_with([alarm_topic(service_template)]),
+            "PolicyDocument": {"Statement": Match.array_with([budgets])},
+        },
+    )
 
 
 def test_a_saved_query_gives_the_hit_rate_per_flag_from_the_emf_metadata(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
-    queries = {
-        q["Properties"]["Name"]: q["Properties"]
-        for q in resources_of_type(service_template_json, "AWS::Logs::QueryDefinition").values()
-    }
-    query = queries[f"flagservice-{config.name}/hit-rate-per-flag"]
-    text = query["QueryString"]
+    query = Capture()
+    service_template.has_resource_properties(
+        "AWS::Logs::QueryDefinition",
+        {
+            "Name": f"flagservice-{config.name}/hit-rate-per-flag",
+            "QueryString": query,
+            "LogGroupNames": [Match.any_value()],
+        },
+    )
+    text = query.as_string()
 
     assert "ispresent(flag) and ispresent(cache)" in text
     assert 'strcontains(cache, "HIT")' in text and 'strcontains(cache, "STALE")' in text
     assert "by flag" in text
-    assert len(query["LogGroupNames"]) == 1
 
 
-def dashboard_text(template_json: dict[str, Any]) -> str:
-    _, dashboard = only_resource(template_json, "AWS::CloudWatch::Dashboard")
-    body = dashboard["Properties"]["DashboardBody"]
-    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
-    return "".join(p if isinstance(p, str) else "<token>" for p in parts)
+def dashboard_text(template: Template) -> str:
+    """The one dashboard's body, with CloudFormation tokens (region, alarm ARNs) shown as `<token>`."""
+    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    parts = Capture()
+    template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardBody": {"Fn::Join": ["", parts]}})
+    return "".join(p if isinstance(p, str) else "<token>" for p in parts.as_array())
 
 
-def test_the_dashboard_shows_what_design_md_lists(service_template_json: dict[str, Any]) -> None:
-    text = dashboard_text(service_template_json)
+def test_the_dashboard_shows_what_design_md_lists(service_template: Template) -> None:
+    # Given the dashboard's widgets
+    text = dashboard_text(service_template)
     widgets = json.loads(text.replace("<token>", "x"))["widgets"]
+
+    # When their titles and metric-math expressions are listed
     titles = {w["properties"].get("title") for w in widgets}
     expressions = [
         m[0]["expression"]
@@ -333,6 +347,7 @@ def test_the_dashboard_shows_what_design_md_lists(service_template_json: dict[st
         if isinstance(m[0], dict) and "expression" in m[0]
     ]
 
+    # Then the hit rate, the latency percentiles and every metric DESIGN.md lists are on it
     assert any(e.startswith("100 * (FILL(hit, 0)") for e in expressions)
     for stat in ('"p50"', '"p95"', '"p99"'):
         assert f'"stat":{stat}' in text
@@ -352,21 +367,27 @@ def test_the_dashboard_shows_what_design_md_lists(service_template_json: dict[st
     assert {"Hit rate (%)", "Lookup latency (ms)", "Database connections", "Alarms"} <= titles
 
 
-def test_errors_of_every_version_page_people_and_never_roll_a_deployment_back(
-    service_template_json: dict[str, Any],
-) -> None:
+def test_errors_of_every_version_page_people_and_never_roll_a_deployment_back(service_template: Template) -> None:
     """The alias-wide view lives here (paging); the canary's alarms watch the new version alone."""
-    alarm = alarm_on(service_template_json, "Errors")
-    (metric,) = metric_stats({"Properties": alarm})
-    _, group = only_resource(service_template_json, "AWS::CodeDeploy::DeploymentGroup")
-    in_group = {a["Name"]["Ref"] for a in group["Properties"]["AlarmConfiguration"]["Alarms"]}
-    monitoring_ids = {
-        key
-        for key, value in resources_of_type(service_template_json, "AWS::CloudWatch::Alarm").items()
-        if str(value["Properties"].get("AlarmName", "")).startswith("flagservice-")
-    }
+    # Given the alarms a deployment rolls back on
+    rollback = Capture()
+    service_template.has_resource_properties(
+        "AWS::CodeDeploy::DeploymentGroup", {"AlarmConfiguration": {"Alarms": rollback}}
+    )
+    rolls_back = {alarm["Name"]["Ref"] for alarm in rollback.as_array()}
 
-    assert (metric["namespace"], metric["stat"]) == ("AWS/Lambda", "Sum")
-    assert set(metric["dimensions"]) == {"FunctionName"}  # every version, through the alias or not
-    assert alarm["AlarmActions"] == [alarm_topic_ref(service_template_json)]
-    assert in_group.isdisjoint(monitoring_ids)
+    # Then one alarm of ours reads Lambda's Errors of every version (through the alias or not) and pages
+    service_template.resource_properties_count_is(ALARM, {"AlarmName": MONITORING, "MetricName": "Errors"}, 1)
+    service_template.has_resource_properties(
+        ALARM,
+        {
+            "AlarmName": MONITORING,
+            "MetricName": "Errors",
+            "Namespace": "AWS/Lambda",
+            "Statistic": "Sum",
+            "Dimensions": [{"Name": "FunctionName", "Value": Match.any_value()}],
+            "AlarmActions": [alarm_topic(service_template)],
+        },
+    )
+    # And none of ours is among those a deployment rolls back on
+    assert rolls_back.isdisjoint(monitoring_alarms(service_template))
