@@ -4,36 +4,48 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.infrastructure.conftest import only_resource
+from aws_cdk.assertions import Capture, Match, Template
+
+POLICY = "AWS::IAM::ManagedPolicy"
 
 
-def statements(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    _, policy = only_resource(template_json, "AWS::IAM::ManagedPolicy")
-    return {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+def statement(sid: str, action: str, resource_parts: list[Any]) -> Any:
+    """An Allow statement whose resource ARN (an Fn::Join) contains `resource_parts` in that order."""
+    arn = {"Fn::Join": ["", Match.array_with(resource_parts)]}
+    return Match.object_like({"Sid": sid, "Action": action, "Effect": "Allow", "Resource": arn})
 
 
-def test_operators_may_invoke_only_the_admin_routes_of_this_api_stage(service_template_json: dict[str, Any]) -> None:
-    api_id, _ = only_resource(service_template_json, "AWS::ApiGateway::RestApi")
-    stage_id, stage = only_resource(service_template_json, "AWS::ApiGateway::Stage")
-    invoke = statements(service_template_json)["FlagAdminApi"]
-    parts = invoke["Resource"]["Fn::Join"][1]
+def test_operators_may_invoke_only_the_admin_routes_of_this_api_stage(service_template: Template) -> None:
+    # Given the API and its stage
+    api, stage = Capture(), Capture()
+    service_template.has_resource_properties("AWS::ApiGateway::Stage", {"RestApiId": {"Ref": api}, "StageName": stage})
 
-    assert invoke["Action"] == "execute-api:Invoke" and invoke["Effect"] == "Allow"
-    assert {"Ref": api_id} in parts
-    assert "".join(p for p in parts if isinstance(p, str)).endswith(f"/{stage['Properties']['StageName']}/*/admin/*")
-    assert stage_id  # the stage exists; its name is in the ARN
-
-
-def test_operators_may_read_the_readers_key_for_flagctl_reads(service_template_json: dict[str, Any]) -> None:
-    key_id, _ = only_resource(service_template_json, "AWS::ApiGateway::ApiKey")
-    read_key = statements(service_template_json)["ReadersApiKey"]
-
-    assert read_key["Action"] == "apigateway:GET"
-    assert {"Ref": key_id} in read_key["Resource"]["Fn::Join"][1]
-    assert set(statements(service_template_json)) == {"FlagAdminApi", "ReadersApiKey"}
+    # Then the one policy lets operators invoke the admin paths of that API and stage
+    admin = [{"Ref": api.as_string()}, f"/{stage.as_string()}/*/admin/*"]
+    service_template.resource_count_is(POLICY, 1)
+    service_template.has_resource_properties(
+        POLICY,
+        {"PolicyDocument": {"Statement": Match.array_with([statement("FlagAdminApi", "execute-api:Invoke", admin)])}},
+    )
 
 
-def test_the_policy_is_published_for_attachment(service_template_json: dict[str, Any]) -> None:
-    policy_id, _ = only_resource(service_template_json, "AWS::IAM::ManagedPolicy")
+def test_operators_may_read_the_readers_key_for_flagctl_reads(service_template: Template) -> None:
+    (key,) = service_template.find_resources("AWS::ApiGateway::ApiKey")
 
-    assert service_template_json["Outputs"]["OperatorPolicyArn"]["Value"] == {"Ref": policy_id}
+    service_template.has_resource_properties(
+        POLICY,
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    Match.object_like({"Sid": "FlagAdminApi"}),
+                    statement("ReadersApiKey", "apigateway:GET", [{"Ref": key}]),
+                ]
+            }
+        },
+    )
+
+
+def test_the_policy_is_published_for_attachment(service_template: Template) -> None:
+    (policy,) = service_template.find_resources(POLICY)
+
+    service_template.has_output("OperatorPolicyArn", {"Value": {"Ref": policy}})
