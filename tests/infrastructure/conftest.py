@@ -149,6 +149,13 @@ def any_template_json(request: pytest.FixtureRequest, synthesis: Synthesis, envi
     return synthesis.template_json(environment, str(request.param))
 
 
+def only_id(template: Template, resource_type: str) -> str:
+    """The logical id of the one resource of a type, to follow references to it (never asserted on)."""
+    template.resource_count_is(resource_type, 1)
+    (found,) = template.find_resources(resource_type)
+    return str(found)
+
+
 def resources_of_type(template_json: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
     """Resources by logical id (used only to follow references, never asserted on)."""
     return {key: value for key, value in template_json["Resources"].items() if value["Type"] == resource_type}

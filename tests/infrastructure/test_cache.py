@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import string
-from typing import Any
 
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Capture, Match, Template
 
 from stacks.config import EnvironmentConfig
-from tests.infrastructure.conftest import only_resource, resources_of_type
+from tests.infrastructure.conftest import only_id
 
 ELASTICACHE_AUTH_PUNCTUATION = set("!&#$^<>-")
-
-
-def _users(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The ElastiCache users by user name."""
-    users = resources_of_type(template_json, "AWS::ElastiCache::User").values()
-    return {user["Properties"]["UserName"]: user["Properties"] for user in users}
+GROUP = "AWS::ElastiCache::ReplicationGroup"
+USER_GROUP = "AWS::ElastiCache::UserGroup"
+USER = "AWS::ElastiCache::User"
 
 
 def test_the_replication_group_is_encrypted_in_transit_and_at_rest(
     template: Template, config: EnvironmentConfig
 ) -> None:
     template.has_resource_properties(
-        "AWS::ElastiCache::ReplicationGroup",
+        GROUP,
         {
             "Engine": config.cache.engine,
             "EngineVersion": config.cache.engine_version,
@@ -35,43 +31,55 @@ def test_the_replication_group_is_encrypted_in_transit_and_at_rest(
     )
 
 
-def test_the_cache_has_no_auth_token_and_signs_in_through_its_user_group(
-    template_json: dict[str, Any], environment: str
-) -> None:
-    _, group = only_resource(template_json, "AWS::ElastiCache::ReplicationGroup")
-    user_group_id, user_group = only_resource(template_json, "AWS::ElastiCache::UserGroup")
+def test_the_cache_has_no_auth_token_and_signs_in_through_its_user_group(template: Template, environment: str) -> None:
+    user_group = only_id(template, USER_GROUP)
+    template.resource_count_is(GROUP, 1)
 
-    assert "AuthToken" not in group["Properties"]
-    assert group["Properties"]["UserGroupIds"] == [{"Ref": user_group_id}]
-    assert group["Properties"]["ReplicationGroupId"] == f"flags-{environment}-cache-1"  # IAM tokens name it
-    assert user_group["Properties"]["UserGroupId"] == f"flags-{environment}-users"
+    template.has_resource_properties(
+        GROUP,
+        {
+            "AuthToken": Match.absent(),
+            "UserGroupIds": [{"Ref": user_group}],
+            "ReplicationGroupId": f"flags-{environment}-cache-1",  # IAM tokens name it
+        },
+    )
+    template.has_resource_properties(USER_GROUP, {"UserGroupId": f"flags-{environment}-users"})
 
 
 def test_the_service_user_signs_in_with_iam_and_the_default_user_is_switched_off(
-    template_json: dict[str, Any], environment: str
+    template: Template, environment: str
 ) -> None:
-    users = _users(template_json)
-    _, user_group = only_resource(template_json, "AWS::ElastiCache::UserGroup")
-    by_ref = {
-        key: value["Properties"]["UserName"]
-        for key, value in resources_of_type(template_json, "AWS::ElastiCache::User").items()
-    }
-    service, default = users[f"flags-{environment}-service"], users["default"]
+    # Given the users of the user group
+    members = Capture()
+    template.has_resource_properties(USER_GROUP, {"UserIds": members})
 
-    assert sorted(by_ref[ref["Ref"]] for ref in user_group["Properties"]["UserIds"]) == sorted(users)
-    assert service["AuthenticationMode"] == {"Type": "iam"} and service["UserId"] == service["UserName"]
-    assert default["AccessString"].split()[0] == "off"  # nobody signs in as default
-    assert default["UserId"] == f"flags-{environment}-default"  # user ids are unique per account and region
+    # Then it holds every user: the service's, signing in with IAM, and `default`, switched off
+    assert sorted(ref["Ref"] for ref in members.as_array()) == sorted(template.find_resources(USER))
+    service = f"flags-{environment}-service"
+    template.has_resource_properties(
+        USER, {"UserName": service, "UserId": service, "AuthenticationMode": Match.exact({"Type": "iam"})}
+    )
+    template.has_resource_properties(
+        USER,
+        {
+            "UserName": "default",
+            "AccessString": Match.string_like_regexp(r"^off\s"),  # nobody signs in as default
+            "UserId": f"flags-{environment}-default",  # user ids are unique per account and region
+        },
+    )
 
 
-def test_the_default_user_password_is_generated_from_characters_elasticache_accepts(
-    template_json: dict[str, Any],
-) -> None:
-    (password,) = _users(template_json)["default"]["AuthenticationMode"]["Passwords"]
-    secret_id = next(part["Ref"] for part in password["Fn::Join"][1] if isinstance(part, dict))
-    generator = template_json["Resources"][secret_id]["Properties"]["GenerateSecretString"]
+def test_the_default_user_password_is_generated_from_characters_elasticache_accepts(template: Template) -> None:
+    # Given the default user's password, resolved from a secret at deploy time (never in the template itself)
+    secret = Capture()
+    resolved = {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret}, Match.any_value()]]}
+    template.has_resource_properties(USER, {"UserName": "default", "AuthenticationMode": {"Passwords": [resolved]}})
 
-    assert password["Fn::Join"][1][0] == "{{resolve:secretsmanager:"  # never in the template itself
+    # When that secret's generator is read
+    secrets = template.find_resources("AWS::SecretsManager::Secret")
+    generator = secrets[secret.as_string()]["Properties"]["GenerateSecretString"]
+
+    # Then it draws only from characters ElastiCache accepts, at a length it accepts
     possible = set(string.ascii_letters + string.digits + string.punctuation) - set(generator["ExcludeCharacters"])
     assert possible - set(string.ascii_letters + string.digits) == ELASTICACHE_AUTH_PUNCTUATION
     assert 16 <= generator["PasswordLength"] <= 128 and not generator.get("IncludeSpace", False)
@@ -79,7 +87,7 @@ def test_the_default_user_password_is_generated_from_characters_elasticache_acce
 
 def test_node_count_and_failover_follow_the_environment(template: Template, config: EnvironmentConfig) -> None:
     template.has_resource_properties(
-        "AWS::ElastiCache::ReplicationGroup",
+        GROUP,
         {
             "CacheNodeType": config.cache.node_type,
             "NumCacheClusters": 1 + config.cache.replicas,
@@ -96,7 +104,7 @@ def test_prod_has_a_replica_with_multi_az_failover_and_dev_a_single_node(templat
         "prod": {"NumCacheClusters": 2, "MultiAZEnabled": True, "AutomaticFailoverEnabled": True},
     }[environment]
 
-    template.has_resource_properties("AWS::ElastiCache::ReplicationGroup", expected)
+    template.has_resource_properties(GROUP, expected)
 
 
 def test_the_parameter_group_logs_slow_commands_and_never_evicts_keys_without_ttl(template: Template) -> None:
@@ -111,22 +119,24 @@ def test_the_parameter_group_logs_slow_commands_and_never_evicts_keys_without_tt
     )
 
 
-def test_the_replication_group_uses_that_parameter_group_and_the_isolated_subnets(
-    template_json: dict[str, Any],
-) -> None:
-    _, group = only_resource(template_json, "AWS::ElastiCache::ReplicationGroup")
-    parameter_group_id, _ = only_resource(template_json, "AWS::ElastiCache::ParameterGroup")
-    subnet_group_id, subnet_group = only_resource(template_json, "AWS::ElastiCache::SubnetGroup")
-    subnet_ids = {key for key in resources_of_type(template_json, "AWS::EC2::Subnet")}
+def test_the_replication_group_uses_that_parameter_group_and_the_isolated_subnets(template: Template) -> None:
+    # Given the parameter group and the subnet group, and the subnet group's members
+    parameter_group = only_id(template, "AWS::ElastiCache::ParameterGroup")
+    subnet_group = only_id(template, "AWS::ElastiCache::SubnetGroup")
+    members = Capture()
+    template.has_resource_properties("AWS::ElastiCache::SubnetGroup", {"SubnetIds": members})
 
-    assert group["Properties"]["CacheParameterGroupName"] == {"Ref": parameter_group_id}
-    assert group["Properties"]["CacheSubnetGroupName"] == {"Ref": subnet_group_id}
-    assert {ref["Ref"] for ref in subnet_group["Properties"]["SubnetIds"]} == subnet_ids
+    # Then the one cache uses both, and the subnet group holds every (isolated) subnet
+    template.resource_count_is(GROUP, 1)
+    template.has_resource_properties(
+        GROUP, {"CacheParameterGroupName": {"Ref": parameter_group}, "CacheSubnetGroupName": {"Ref": subnet_group}}
+    )
+    assert {ref["Ref"] for ref in members.as_array()} == set(template.find_resources("AWS::EC2::Subnet"))
 
 
 def test_the_slow_log_is_delivered_to_cloudwatch(template: Template) -> None:
     template.has_resource_properties(
-        "AWS::ElastiCache::ReplicationGroup",
+        GROUP,
         {
             "LogDeliveryConfigurations": [
                 Match.object_like({"LogType": "slow-log", "DestinationType": "cloudwatch-logs"})
