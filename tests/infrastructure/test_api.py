@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Capture, Match, Template
 
 from stacks.config import EnvironmentConfig
-from tests.infrastructure.conftest import only_resource, resources_of_type
+from tests.infrastructure.conftest import only_id
 
 # CONTRACT.md: what API Gateway itself answers, in the contract's error shape.
 EXPECTED_REFUSALS = {
@@ -22,79 +22,72 @@ EXPECTED_REFUSALS = {
     "DEFAULT_4XX": (None, "GENERAL"),
     "DEFAULT_5XX": (None, "GENERAL"),
 }
+METHOD = "AWS::ApiGateway::Method"
+ROUTES = ("/", "/{proxy+}", "/admin", "/admin/{proxy+}")
 
 
-def resource_paths(template_json: dict[str, Any]) -> dict[str, str]:
-    """Logical id of each API resource -> its full path ("" is the root)."""
-    resources = resources_of_type(template_json, "AWS::ApiGateway::Resource")
-    paths: dict[str, str] = {}
-
-    def path_of(key: str) -> str:
-        if key not in paths:
-            parent = resources[key]["Properties"]["ParentId"]
-            prefix = "" if "Fn::GetAtt" in parent else path_of(parent["Ref"])
-            paths[key] = f"{prefix}/{resources[key]['Properties']['PathPart']}"
-        return paths[key]
-
-    for key in resources:
-        path_of(key)
-    return paths
+def route_resources(template: Template) -> dict[str, Any]:
+    """A reference to each route's API resource: `/` is the API's root, the others resources under it."""
+    api = only_id(template, "AWS::ApiGateway::RestApi")
+    refs: dict[str, Any] = {"/": {"Fn::GetAtt": [api, "RootResourceId"]}}
+    for route in ROUTES[1:]:
+        parent, part = route.rsplit("/", 1)
+        (found,) = template.find_resources(
+            "AWS::ApiGateway::Resource", {"Properties": {"PathPart": part, "ParentId": refs[parent or "/"]}}
+        )
+        refs[route] = {"Ref": found}
+    return refs
 
 
-def methods_by_path(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    paths = resource_paths(template_json)
-    found = {}
-    for method in resources_of_type(template_json, "AWS::ApiGateway::Method").values():
-        props = method["Properties"]
-        resource = props["ResourceId"]
-        path = "/" if "Fn::GetAtt" in resource else paths[resource["Ref"]]
-        found[f"{props['HttpMethod']} {path}"] = props
-    return found
+def test_every_path_reaches_the_handler_through_four_catch_all_methods(service_template: Template) -> None:
+    routes = route_resources(service_template)
+
+    service_template.resource_count_is(METHOD, 4)
+    for route in ROUTES:
+        service_template.has_resource_properties(METHOD, {"HttpMethod": "ANY", "ResourceId": routes[route]})
 
 
-def test_every_path_reaches_the_handler_through_four_catch_all_methods(service_template_json: dict[str, Any]) -> None:
-    assert set(methods_by_path(service_template_json)) == {
-        "ANY /",
-        "ANY /{proxy+}",
-        "ANY /admin",
-        "ANY /admin/{proxy+}",
-    }
+def test_every_method_is_a_lambda_proxy_to_the_live_alias(service_template: Template) -> None:
+    alias = only_id(service_template, "AWS::Lambda::Alias")
+    to_alias = {"Fn::Join": ["", Match.array_with([{"Ref": alias}])]}
+
+    service_template.all_resources_properties(
+        METHOD, {"Integration": {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": to_alias}}
+    )
 
 
-def test_every_method_is_a_lambda_proxy_to_the_live_alias(service_template_json: dict[str, Any]) -> None:
-    alias_id, _ = only_resource(service_template_json, "AWS::Lambda::Alias")
+@pytest.mark.parametrize("route", ["/admin", "/admin/{proxy+}"])
+def test_admin_routes_need_a_sigv4_signature_and_no_api_key(service_template: Template, route: str) -> None:
+    method = {"HttpMethod": "ANY", "ResourceId": route_resources(service_template)[route]}
 
-    for method in methods_by_path(service_template_json).values():
-        integration = method["Integration"]
-        assert integration["Type"] == "AWS_PROXY" and integration["IntegrationHttpMethod"] == "POST"
-        assert {"Ref": alias_id} in integration["Uri"]["Fn::Join"][1]
-
-
-@pytest.mark.parametrize("path", ["ANY /admin", "ANY /admin/{proxy+}"])
-def test_admin_routes_need_a_sigv4_signature_and_no_api_key(service_template_json: dict[str, Any], path: str) -> None:
-    method = methods_by_path(service_template_json)[path]
-
-    assert method["AuthorizationType"] == "AWS_IAM"
-    assert not method.get("ApiKeyRequired", False)
+    service_template.has_resource_properties(METHOD, {**method, "AuthorizationType": "AWS_IAM"})
+    service_template.resource_properties_count_is(METHOD, {**method, "ApiKeyRequired": True}, 0)
 
 
-@pytest.mark.parametrize("path", ["ANY /", "ANY /{proxy+}"])
-def test_reads_need_an_api_key(service_template_json: dict[str, Any], path: str) -> None:
-    assert methods_by_path(service_template_json)[path]["ApiKeyRequired"] is True
+@pytest.mark.parametrize("route", ["/", "/{proxy+}"])
+def test_reads_need_an_api_key(service_template: Template, route: str) -> None:
+    method = {"HttpMethod": "ANY", "ResourceId": route_resources(service_template)[route]}
+
+    service_template.has_resource_properties(METHOD, {**method, "ApiKeyRequired": True})
 
 
-def test_gateway_refusals_use_the_contract_error_shape(service_template_json: dict[str, Any]) -> None:
-    responses = {
-        r["Properties"]["ResponseType"]: r["Properties"]
-        for r in resources_of_type(service_template_json, "AWS::ApiGateway::GatewayResponse").values()
-    }
+@pytest.mark.parametrize(("response_type", "refusal"), EXPECTED_REFUSALS.items())
+def test_gateway_refusals_use_the_contract_error_shape(
+    service_template: Template, response_type: str, refusal: tuple[str | None, str]
+) -> None:
+    status, code = refusal
+    body = Capture()
+    service_template.has_resource_properties(
+        "AWS::ApiGateway::GatewayResponse",
+        {
+            "ResponseType": response_type,
+            "StatusCode": status if status else Match.absent(),
+            "ResponseTemplates": {"application/json": body},
+        },
+    )
 
-    for response_type, (status, code) in EXPECTED_REFUSALS.items():
-        response = responses[response_type]
-        template = response["ResponseTemplates"]["application/json"]
-        body = json.loads(template.replace("$context.error.messageString", '"message"'))
-        assert response.get("StatusCode") == status, response_type
-        assert body == {"errorCode": code, "errorDetails": "message"}, response_type
+    shown = json.loads(body.as_string().replace("$context.error.messageString", '"message"'))
+    assert shown == {"errorCode": code, "errorDetails": "message"}
 
 
 def test_throttled_answers_say_when_to_retry(service_template: Template) -> None:
@@ -129,58 +122,77 @@ def test_the_stage_throttles_and_logs_errors(service_template: Template, config:
     )
 
 
-def test_api_gateway_may_write_execution_logs(service_template_json: dict[str, Any]) -> None:
-    _, account = only_resource(service_template_json, "AWS::ApiGateway::Account")
-    role = service_template_json["Resources"][account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]]
+def test_api_gateway_may_write_execution_logs(service_template: Template) -> None:
+    # Given the role API Gateway's account settings name for execution logs
+    role = Capture()
+    service_template.resource_count_is("AWS::ApiGateway::Account", 1)
+    service_template.has_resource_properties(
+        "AWS::ApiGateway::Account", {"CloudWatchRoleArn": {"Fn::GetAtt": [role, "Arn"]}}
+    )
 
-    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-        "Service": "apigateway.amazonaws.com"
-    }
+    # Then API Gateway may assume it
+    trust = Match.object_like({"Principal": Match.exact({"Service": "apigateway.amazonaws.com"})})
+    assumed_by_api_gateway = service_template.find_resources(
+        "AWS::IAM::Role", {"Properties": {"AssumeRolePolicyDocument": {"Statement": Match.array_with([trust])}}}
+    )
+    assert role.as_string() in assumed_by_api_gateway
 
 
 def test_access_logs_are_json_lines_with_the_caller_in_their_own_group(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
-    _, stage = only_resource(service_template_json, "AWS::ApiGateway::Stage")
-    setting = stage["Properties"]["AccessLogSetting"]
-    fields = json.loads(setting["Format"])
-    log_group_id = next(
-        p["Ref"]
-        for p in setting["DestinationArn"]["Fn::Join"][1]
-        if isinstance(p, dict) and "Ref" in p and not p["Ref"].startswith("AWS::")
+    # Given the stage's access log format and destination group
+    log_format, group = Capture(), Capture(Match.string_like_regexp("^(?!AWS::)"))
+    service_template.resource_count_is("AWS::ApiGateway::Stage", 1)
+    service_template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "AccessLogSetting": {
+                "Format": log_format,
+                "DestinationArn": {"Fn::Join": ["", Match.array_with([{"Ref": group}])]},
+            }
+        },
     )
-    group = service_template_json["Resources"][log_group_id]
 
+    # When the format is read as the JSON line it writes
+    fields = json.loads(log_format.as_string())
+
+    # Then it names the caller, and the group is a log group kept as long as the environment's logs
     assert {"requestId", "status", "caller", "apiKeyId", "path", "latencyMs"} <= set(fields)
     assert fields["caller"] == "$context.identity.userArn"
-    assert group["Type"] == "AWS::Logs::LogGroup"
-    assert group["Properties"]["RetentionInDays"] == config.log_retention_days
+    kept = service_template.find_resources(
+        "AWS::Logs::LogGroup", {"Properties": {"RetentionInDays": config.log_retention_days}}
+    )
+    assert group.as_string() in kept
 
 
-def test_each_api_key_gets_the_usage_plan_throttle(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
-) -> None:
-    plan_id, plan = only_resource(service_template_json, "AWS::ApiGateway::UsagePlan")
-    key_id, _ = only_resource(service_template_json, "AWS::ApiGateway::ApiKey")
-    _, link = only_resource(service_template_json, "AWS::ApiGateway::UsagePlanKey")
-    stage_id, _ = only_resource(service_template_json, "AWS::ApiGateway::Stage")
+def test_each_api_key_gets_the_usage_plan_throttle(service_template: Template, config: EnvironmentConfig) -> None:
+    plan = only_id(service_template, "AWS::ApiGateway::UsagePlan")
+    key = only_id(service_template, "AWS::ApiGateway::ApiKey")
+    stage = only_id(service_template, "AWS::ApiGateway::Stage")
+    throttle = {"RateLimit": config.api.key_throttle_rate_per_second, "BurstLimit": config.api.key_throttle_burst}
 
-    assert plan["Properties"]["Throttle"] == {
-        "RateLimit": config.api.key_throttle_rate_per_second,
-        "BurstLimit": config.api.key_throttle_burst,
-    }
-    assert plan["Properties"]["ApiStages"][0]["Stage"] == {"Ref": stage_id}
-    assert link["Properties"] == {"KeyId": {"Ref": key_id}, "KeyType": "API_KEY", "UsagePlanId": {"Ref": plan_id}}
+    service_template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {"Throttle": Match.exact(throttle), "ApiStages": [Match.object_like({"Stage": {"Ref": stage}})]},
+    )
+    service_template.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
+    service_template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlanKey",
+        Match.exact({"KeyId": {"Ref": key}, "KeyType": "API_KEY", "UsagePlanId": {"Ref": plan}}),
+    )
 
 
-def test_only_this_api_may_invoke_the_alias(service_template_json: dict[str, Any]) -> None:
-    alias_id, _ = only_resource(service_template_json, "AWS::Lambda::Alias")
-    api_id, _ = only_resource(service_template_json, "AWS::ApiGateway::RestApi")
-    permissions = resources_of_type(service_template_json, "AWS::Lambda::Permission").values()
+def test_only_this_api_may_invoke_the_alias(service_template: Template) -> None:
+    alias = only_id(service_template, "AWS::Lambda::Alias")
+    api = only_id(service_template, "AWS::ApiGateway::RestApi")
 
-    assert len(permissions) == 4  # one per method, no console test-invoke permissions
-    for permission in permissions:
-        props = permission["Properties"]
-        assert props["Principal"] == "apigateway.amazonaws.com"
-        assert props["FunctionName"] == {"Ref": alias_id}
-        assert {"Ref": api_id} in props["SourceArn"]["Fn::Join"][1]
+    service_template.resource_count_is("AWS::Lambda::Permission", 4)  # one per method, no console test-invoke ones
+    service_template.all_resources_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Principal": "apigateway.amazonaws.com",
+            "FunctionName": {"Ref": alias},
+            "SourceArn": {"Fn::Join": ["", Match.array_with([{"Ref": api}])]},
+        },
+    )
