@@ -23,7 +23,7 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import aws_cdk as cdk  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk.assertions import Capture, Template  # noqa: E402
 
 import app as app_module  # noqa: E402
 from stacks.config import ENVIRONMENT_NAMES, EnvironmentConfig  # noqa: E402
@@ -144,9 +144,32 @@ def service_template_json(synthesis: Synthesis, environment: str) -> dict[str, A
 
 
 @pytest.fixture(params=STACK_KINDS)
+def any_template(request: pytest.FixtureRequest, synthesis: Synthesis, environment: str) -> Template:
+    """Each stack of each environment in turn, as an assertions Template."""
+    return synthesis.template(environment, str(request.param))
+
+
+@pytest.fixture(params=STACK_KINDS)
 def any_template_json(request: pytest.FixtureRequest, synthesis: Synthesis, environment: str) -> dict[str, Any]:
     """Each stack of each environment in turn (for checks that hold for every template)."""
     return synthesis.template_json(environment, str(request.param))
+
+
+def function_id(template: Template, handler: str) -> str:
+    """The logical id of the one Lambda function with that handler."""
+    template.resource_properties_count_is("AWS::Lambda::Function", {"Handler": handler}, 1)
+    (found,) = template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": handler}})
+    return str(found)
+
+
+def captured(capture: Capture) -> Any:
+    """What a Capture holds, whatever its JSON type (a token object, a string, a list, ...)."""
+    for read in (capture.as_object, capture.as_string, capture.as_array, capture.as_number, capture.as_boolean):
+        try:
+            return read()
+        except RuntimeError:  # jsii: the captured value has another type
+            continue
+    raise AssertionError("nothing was captured")
 
 
 def only_id(template: Template, resource_type: str) -> str:
@@ -173,13 +196,12 @@ def published(synthesis: Synthesis, environment: str, reference: Any) -> Any:
     The service stack reads each value as a parameter of type `AWS::SSM::Parameter::Value<String>`
     whose default is the parameter's name; the stateful stack of the same environment writes it.
     """
-    service = synthesis.template_json(environment, "service")
-    declared = service["Parameters"][reference["Ref"]]
-    assert declared["Type"] == "AWS::SSM::Parameter::Value<String>", declared
-    written = [
-        parameter["Properties"]
-        for parameter in resources_of_type(synthesis.template_json(environment), "AWS::SSM::Parameter").values()
-        if parameter["Properties"]["Name"] == declared["Default"]
-    ]
-    assert len(written) == 1, f"the stateful stack writes no parameter {declared['Default']}"
-    return written[0]["Value"]
+    name, value = Capture(), Capture()
+    synthesis.template(environment, "service").has_parameter(
+        reference["Ref"], {"Type": "AWS::SSM::Parameter::Value<String>", "Default": name}
+    )
+    stateful = synthesis.template(environment)
+    written = {"Name": name.as_string()}
+    stateful.resource_properties_count_is("AWS::SSM::Parameter", written, 1)  # else the stateful stack writes none
+    stateful.has_resource_properties("AWS::SSM::Parameter", {**written, "Value": value})
+    return captured(value)

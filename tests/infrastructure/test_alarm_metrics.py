@@ -58,7 +58,7 @@ def emitted(environment_json: str) -> tuple[tuple[str, str, frozenset[tuple[str,
 
 
 def metrics_of(synthesis: Synthesis, environment: str) -> set[tuple[str, str, frozenset[tuple[str, str]]]]:
-    return set(emitted(json.dumps(variables(synthesis.template_json(environment, "service")), sort_keys=True)))
+    return set(emitted(json.dumps(variables(synthesis.template(environment, "service")), sort_keys=True)))
 
 
 def alarm_metric(alarm: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Capture, Match, Template
 
 from flagservice.settings import Settings
 from stacks.config import EnvironmentConfig
-from tests.infrastructure.conftest import Synthesis, only_resource, published, resources_of_type
+from tests.infrastructure.conftest import Synthesis, function_id, only_id, published
 
 FLAG_HANDLER = "flagservice.handler.lambda_handler"
+FUNCTION = "AWS::Lambda::Function"
 # Variables Powertools reads itself (docs.powertools.aws.dev, "Environment variables"); nothing else may be set.
 POWERTOOLS_VARIABLES = frozenset(
     {
@@ -33,54 +34,62 @@ POWERTOOLS_VARIABLES = frozenset(
 LOCAL_ONLY = {"DATABASE_URL", "ADMIN_TOKEN"}
 
 
-def flag_function(template_json: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    found = [
-        (key, value)
-        for key, value in resources_of_type(template_json, "AWS::Lambda::Function").items()
-        if value["Properties"].get("Handler") == FLAG_HANDLER
-    ]
-    assert len(found) == 1
-    return found[0]
+def flag_function(template: Template) -> str:
+    """The flag function's logical id."""
+    return function_id(template, FLAG_HANDLER)
 
 
-def variables(template_json: dict[str, Any]) -> dict[str, Any]:
-    _, function = flag_function(template_json)
-    found: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
-    return found
+def variables(template: Template) -> dict[str, Any]:
+    """The flag function's environment variables."""
+    found = Capture()
+    template.has_resource_properties(FUNCTION, {"Handler": FLAG_HANDLER, "Environment": {"Variables": found}})
+    return dict(found.as_object())
 
 
-def test_every_environment_variable_is_a_settings_field_or_a_powertools_variable(
-    service_template_json: dict[str, Any],
-) -> None:
-    names = set(variables(service_template_json))
+def flag_function_has(template: Template, properties: dict[str, Any]) -> None:
+    template.has_resource_properties(FUNCTION, {"Handler": FLAG_HANDLER, **properties})
+
+
+def test_every_environment_variable_is_a_settings_field_or_a_powertools_variable(service_template: Template) -> None:
+    names = set(variables(service_template))
 
     assert names - set(Settings.model_fields) - POWERTOOLS_VARIABLES == set()
     assert names & LOCAL_ONLY == set()
 
 
 def test_the_function_gets_the_deployed_settings_and_the_environment_config(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
-    env = variables(service_template_json)
+    deployed = dict.fromkeys(("REDIS_URL", "REDIS_IAM_USER", "REDIS_CACHE_NAME", "DB_SECRET_ARN", "DB_HOST"))
+    function = config.function
 
-    assert {"REDIS_URL", "REDIS_IAM_USER", "REDIS_CACHE_NAME", "DB_SECRET_ARN", "DB_HOST", "FLAGS_ENV"} <= set(env)
-    assert "REDIS_AUTH_SECRET_ARN" not in env  # IAM authentication: no cache secret at all
-    assert (env["DB_PORT"], env["DB_NAME"], env["DB_USER"]) == ("5432", "flags", "flags_admin")
-    assert env["FLAGS_ENV"] == config.name
-    assert env["CACHE_TTL_SECONDS"] == str(config.function.cache_ttl_seconds)
-    assert env["STALE_MAX_AGE_SECONDS"] == str(config.function.stale_max_age_seconds)
-    assert env["NEGATIVE_TTL_SECONDS"] == str(config.function.negative_ttl_seconds)
-    assert env["L1_MAX_AGE_MS"] == str(config.function.l1_max_age_ms)
-    assert env["REDIS_MAX_CONNECTIONS"] == str(config.function.redis_max_connections)
-    assert env["POWERTOOLS_METRICS_NAMESPACE"] == f"FeatureFlags/{config.name}"
-    assert env["POWERTOOLS_SERVICE_NAME"] == "flagservice"
-    assert "DB_PREPARED_STATEMENTS" not in env  # true by default; only RDS Proxy turns it off
+    flag_function_has(
+        service_template,
+        {
+            "Environment": {
+                "Variables": {
+                    **{name: Match.any_value() for name in deployed},
+                    "REDIS_AUTH_SECRET_ARN": Match.absent(),  # IAM authentication: no cache secret at all
+                    "DB_PORT": "5432",
+                    "DB_NAME": "flags",
+                    "DB_USER": "flags_admin",
+                    "FLAGS_ENV": config.name,
+                    "CACHE_TTL_SECONDS": str(function.cache_ttl_seconds),
+                    "STALE_MAX_AGE_SECONDS": str(function.stale_max_age_seconds),
+                    "NEGATIVE_TTL_SECONDS": str(function.negative_ttl_seconds),
+                    "L1_MAX_AGE_MS": str(function.l1_max_age_ms),
+                    "REDIS_MAX_CONNECTIONS": str(function.redis_max_connections),
+                    "POWERTOOLS_METRICS_NAMESPACE": f"FeatureFlags/{config.name}",
+                    "POWERTOOLS_SERVICE_NAME": "flagservice",
+                    "DB_PREPARED_STATEMENTS": Match.absent(),  # true by default; only RDS Proxy turns it off
+                }
+            }
+        },
+    )
 
 
-def test_the_settings_the_stack_sets_validate_against_the_settings_model(
-    service_template_json: dict[str, Any],
-) -> None:
-    plain = {k: v for k, v in variables(service_template_json).items() if isinstance(v, str)}
+def test_the_settings_the_stack_sets_validate_against_the_settings_model(service_template: Template) -> None:
+    plain = {k: v for k, v in variables(service_template).items() if isinstance(v, str)}
     tokens = {
         "REDIS_URL": "rediss://cache.example:6379",
         "REDIS_IAM_USER": "flags-dev-service",
@@ -95,24 +104,29 @@ def test_the_settings_the_stack_sets_validate_against_the_settings_model(
 
 
 def test_redis_url_is_tls_to_the_active_cache_primary_endpoint(
-    synthesis: Synthesis, environment: str, service_template_json: dict[str, Any]
+    synthesis: Synthesis, environment: str, service_template: Template
 ) -> None:
-    prefix, host, port = variables(service_template_json)["REDIS_URL"]["Fn::Join"][1]
-    group_id, _ = only_resource(synthesis.template_json(environment), "AWS::ElastiCache::ReplicationGroup")
+    host = Capture()
+    url = {"Fn::Join": ["", ["rediss://", host, ":6379"]]}
+    flag_function_has(service_template, {"Environment": {"Variables": {"REDIS_URL": url}}})
+    group = only_id(synthesis.template(environment), "AWS::ElastiCache::ReplicationGroup")
 
-    assert (prefix, port) == ("rediss://", ":6379")
-    assert published(synthesis, environment, host) == {"Fn::GetAtt": [group_id, "PrimaryEndPoint.Address"]}
+    assert published(synthesis, environment, host.as_object()) == {"Fn::GetAtt": [group, "PrimaryEndPoint.Address"]}
 
 
 def test_the_function_signs_in_to_the_cache_as_its_iam_user_and_to_the_database_with_rds_secret(
-    synthesis: Synthesis, environment: str, service_template_json: dict[str, Any]
+    synthesis: Synthesis, environment: str, service_template: Template
 ) -> None:
-    env = variables(service_template_json)
-    stateful = synthesis.template_json(environment)
-    group_id, _ = only_resource(stateful, "AWS::ElastiCache::ReplicationGroup")
-    instance_id, _ = only_resource(stateful, "AWS::RDS::DBInstance")
-    users = resources_of_type(stateful, "AWS::ElastiCache::User")
-    (iam_user,) = [key for key, user in users.items() if user["Properties"]["AuthenticationMode"]["Type"] == "iam"]
+    # Given the function's settings and the stateful stack's cache, database and IAM user
+    env = variables(service_template)
+    stateful = synthesis.template(environment)
+    group_id = only_id(stateful, "AWS::ElastiCache::ReplicationGroup")
+    instance_id = only_id(stateful, "AWS::RDS::DBInstance")
+    (iam_user,) = stateful.find_resources(
+        "AWS::ElastiCache::User", {"Properties": {"AuthenticationMode": {"Type": "iam"}}}
+    )
+
+    # Then each setting is what the stateful stack publishes for them
 
     assert published(synthesis, environment, env["REDIS_IAM_USER"]) == {"Ref": iam_user}
     assert published(synthesis, environment, env["REDIS_CACHE_NAME"]) == {"Ref": group_id}
@@ -140,62 +154,82 @@ def test_the_function_shares_the_lambda_defaults_and_the_environment_sizes(
 
 
 def test_the_function_runs_in_the_isolated_subnets_with_the_function_security_group(
-    synthesis: Synthesis, environment: str, service_template_json: dict[str, Any]
+    synthesis: Synthesis, environment: str, service_template: Template
 ) -> None:
-    _, function = flag_function(service_template_json)
-    vpc_config = function["Properties"]["VpcConfig"]
-    stateful = synthesis.template_json(environment)
-    subnets = resources_of_type(stateful, "AWS::EC2::Subnet")
+    # Given the function's security group and subnets, and the stateful stack's subnets
+    group, subnet_ids = Capture(), Capture()
+    flag_function_has(service_template, {"VpcConfig": {"SecurityGroupIds": [group], "SubnetIds": subnet_ids}})
+    stateful = synthesis.template(environment)
+    subnets = stateful.find_resources("AWS::EC2::Subnet")
 
-    (group,) = vpc_config["SecurityGroupIds"]
-    function_group = published(synthesis, environment, group)["Fn::GetAtt"][0]
-    selected = [subnet["Fn::Select"] for subnet in vpc_config["SubnetIds"]]
+    # When the references are followed through the published parameters
+    function_group = published(synthesis, environment, group.as_object())["Fn::GetAtt"][0]
+    selected = [subnet["Fn::Select"] for subnet in subnet_ids.as_array()]
     (list_ref,) = {json.dumps(split["Fn::Split"][1]) for _, split in selected}
     separator, joined = published(synthesis, environment, json.loads(list_ref))["Fn::Join"]
 
+    # Then the function sits in every isolated subnet, in the flag function's security group
     assert [index for index, _ in selected] == list(range(len(subnets)))
     assert separator == "," and sorted(ref["Ref"] for ref in joined) == sorted(subnets)
-    assert stateful["Resources"][function_group]["Properties"]["GroupDescription"].startswith("Flag function")
+    flag_group = stateful.find_resources(
+        "AWS::EC2::SecurityGroup", {"Properties": {"GroupDescription": Match.string_like_regexp("^Flag function")}}
+    )
+    assert function_group in flag_group
 
 
 def test_the_function_reads_only_the_database_secret_and_signs_in_to_its_caches_as_its_user(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
-    _, function = flag_function(service_template_json)
-    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    statements = {
-        json.dumps(statement["Action"]): statement
-        for policy in resources_of_type(service_template_json, "AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    role = Capture()
+    flag_function_has(service_template, {"Role": {"Fn::GetAtt": [role, "Arn"]}})
+
+    def arn_ending(name: str) -> dict[str, Any]:
+        return {"Fn::Join": ["", Match.array_with([name])]}
+
+    read = {
+        "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+        "Resource": variables(service_template)["DB_SECRET_ARN"],
     }
-    env = variables(service_template_json)
-    read = statements['["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]']
-    connect = statements['"elasticache:Connect"']
-    names = [part["Fn::Join"][1][-1] for part in connect["Resource"]]
+    connect = {
+        "Action": "elasticache:Connect",
+        "Resource": [
+            arn_ending(f":replicationgroup:flags-{config.name}-cache-1"),
+            arn_ending(f":user:flags-{config.name}-service"),
+        ],
+    }
+    service_template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": role.as_string()}],
+            "PolicyDocument": {"Statement": [Match.object_like(read), Match.object_like(connect)]},
+        },
+    )
 
-    assert len(statements) == 2
-    assert read["Resource"] == env["DB_SECRET_ARN"]
-    assert names == [f":replicationgroup:flags-{config.name}-cache-1", f":user:flags-{config.name}-service"]
 
+def test_the_live_alias_points_at_the_published_version(service_template: Template) -> None:
+    function = flag_function(service_template)
+    version = Capture()
+    service_template.resource_count_is("AWS::Lambda::Alias", 1)
+    service_template.has_resource_properties(
+        "AWS::Lambda::Alias",
+        {"Name": "live", "FunctionName": {"Ref": function}, "FunctionVersion": {"Fn::GetAtt": [version, "Version"]}},
+    )
 
-def test_the_live_alias_points_at_the_published_version(service_template_json: dict[str, Any]) -> None:
-    _, alias = only_resource(service_template_json, "AWS::Lambda::Alias")
-    function_id, _ = flag_function(service_template_json)
-    version_id = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
-    version = service_template_json["Resources"][version_id]
-
-    assert alias["Properties"]["Name"] == "live"
-    assert alias["Properties"]["FunctionName"] == {"Ref": function_id}
-    assert version["Type"] == "AWS::Lambda::Version"
-    assert version["Properties"]["FunctionName"] == {"Ref": function_id}
-    assert version["DeletionPolicy"] == "Retain"  # a later release replaces it; rollbacks can still use it
+    kept_versions = service_template.find_resources(
+        "AWS::Lambda::Version",
+        # Retained: a later release replaces it; rollbacks can still use it
+        {"Properties": {"FunctionName": {"Ref": function}}, "DeletionPolicy": "Retain"},
+    )
+    assert version.as_string() in kept_versions
 
 
 def test_the_function_logs_to_its_own_group_with_the_environment_retention(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
-    _, function = flag_function(service_template_json)
-    group = service_template_json["Resources"][function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]
+    group = Capture()
+    flag_function_has(service_template, {"LoggingConfig": {"LogGroup": {"Ref": group}}})
 
-    assert group["Properties"]["RetentionInDays"] == config.log_retention_days
+    kept = service_template.find_resources(
+        "AWS::Logs::LogGroup", {"Properties": {"RetentionInDays": config.log_retention_days}}
+    )
+    assert group.as_string() in kept

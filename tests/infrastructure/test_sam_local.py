@@ -11,52 +11,52 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+
+from aws_cdk.assertions import Capture, Match, Template
 
 from flagservice.settings import load_settings
-from stacks.config import cdk_context
-from tests.infrastructure.conftest import Synthesis, resources_of_type
-from tests.infrastructure.test_flag_function import flag_function
+from tests.infrastructure.conftest import Synthesis
+from tests.infrastructure.test_flag_function import FLAG_HANDLER, flag_function, variables
 
 ENV_JSON = Path(__file__).resolve().parents[2] / "events" / "sam" / "env.json"  # not events/*.json: those are events
 
 
-def test_the_app_keeps_asset_metadata_as_the_cdk_cli_does() -> None:
-    assert cdk_context()["aws:cdk:enable-asset-metadata"] is True
-
-
-def test_every_function_names_its_code_folder_for_sam(synthesis: Synthesis, any_template_json: dict[str, Any]) -> None:
-    functions = resources_of_type(any_template_json, "AWS::Lambda::Function")
+def test_every_function_names_its_code_folder_for_sam(synthesis: Synthesis, any_template: Template) -> None:
+    """The context `aws:cdk:enable-asset-metadata` (cdk.json) at work: each function says where its code is."""
+    functions = any_template.find_resources("AWS::Lambda::Function")
 
     assert functions
+    any_template.all_resources(
+        "AWS::Lambda::Function", {"Metadata": {"aws:asset:property": "Code", "aws:asset:path": Match.any_value()}}
+    )
     for function in functions.values():
-        metadata = function.get("Metadata", {})
-        assert metadata.get("aws:asset:property") == "Code"
-        assert (synthesis.outdir / metadata["aws:asset:path"]).is_dir()
+        assert (synthesis.outdir / function["Metadata"]["aws:asset:path"]).is_dir()
 
 
 def test_the_flag_function_folder_is_the_runtime_bundle(synthesis: Synthesis) -> None:
-    _, function = flag_function(synthesis.template_json("dev", "service"))
-    folder = synthesis.outdir / function["Metadata"]["aws:asset:path"]
+    folder = Capture()
+    dev = synthesis.template("dev", "service")
+    dev.has_resource(
+        "AWS::Lambda::Function", {"Properties": {"Handler": FLAG_HANDLER}, "Metadata": {"aws:asset:path": folder}}
+    )
 
-    assert (folder / "flagservice" / "handler.py").is_file()
-    assert function["Properties"]["Handler"] == "flagservice.handler.lambda_handler"
+    assert (synthesis.outdir / folder.as_string() / "flagservice" / "handler.py").is_file()
 
 
 def test_env_json_is_keyed_by_the_flag_function_logical_id_and_overrides_only_what_it_defines(
     synthesis: Synthesis,
 ) -> None:
-    logical_id, function = flag_function(synthesis.template_json("dev", "service"))
+    dev = synthesis.template("dev", "service")
     overrides = json.loads(ENV_JSON.read_text())
 
-    assert list(overrides) == [logical_id]
-    assert set(overrides[logical_id]) <= set(function["Properties"]["Environment"]["Variables"])
+    assert list(overrides) == [flag_function(dev)]
+    assert set(overrides[flag_function(dev)]) <= set(variables(dev))
 
 
 def test_env_json_points_at_local_servers_and_unsets_the_deployed_credentials(synthesis: Synthesis) -> None:
-    logical_id, function = flag_function(synthesis.template_json("dev", "service"))
-    defined = {k: v for k, v in function["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
-    overrides = json.loads(ENV_JSON.read_text())[logical_id]
+    dev = synthesis.template("dev", "service")
+    defined = {k: v for k, v in variables(dev).items() if isinstance(v, str)}
+    overrides = json.loads(ENV_JSON.read_text())[flag_function(dev)]
 
     settings = load_settings({**defined, **overrides})  # empty values count as unset
 
