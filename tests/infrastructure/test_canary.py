@@ -2,45 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Capture, Match, Template
 
 import app as app_module
 from stacks.config import EnvironmentConfig, load_environments
 from stacks.service_stack import ACCEPT_DEGRADED_CONTEXT
-from tests.infrastructure.conftest import Synthesis, only_resource, resources_of_type
-from tests.infrastructure.test_flag_function import flag_function
+from tests.infrastructure.conftest import Synthesis, function_id, only_id
+from tests.infrastructure.test_flag_function import FLAG_HANDLER
 
 HOOK_HANDLER = "canary_hook.handler"
+GROUP = "AWS::CodeDeploy::DeploymentGroup"
+ALARM = "AWS::CloudWatch::Alarm"
 
 
-def hook(template_json: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    found = [
-        (key, value)
-        for key, value in resources_of_type(template_json, "AWS::Lambda::Function").items()
-        if value["Properties"].get("Handler") == HOOK_HANDLER
-    ]
-    assert len(found) == 1
-    return found[0]
+def hook_has(template: Template, properties: dict[str, Any]) -> None:
+    template.has_resource_properties("AWS::Lambda::Function", {"Handler": HOOK_HANDLER, **properties})
 
 
-def role_statements(template_json: dict[str, Any], function: dict[str, Any]) -> list[dict[str, Any]]:
-    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    return [
-        statement
-        for policy in resources_of_type(template_json, "AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
-
-
-def alarm_by_ref(template_json: dict[str, Any], ref: dict[str, str]) -> dict[str, Any]:
-    alarm: dict[str, Any] = template_json["Resources"][ref["Ref"]]
-    assert alarm["Type"] == "AWS::CloudWatch::Alarm"
-    return alarm
+def new_version(template: Template) -> Any:
+    """What the alias moves to: the version this deployment publishes (`Fn::GetAtt <Version>.Version`)."""
+    version = Capture()
+    template.resource_count_is("AWS::Lambda::Alias", 1)
+    template.has_resource_properties("AWS::Lambda::Alias", {"FunctionVersion": version})
+    return version.as_object()
 
 
 def test_the_deployment_group_shifts_10_percent_for_5_minutes(service_template: Template) -> None:
@@ -68,99 +55,109 @@ def test_failures_stops_and_alarms_roll_the_alias_back(service_template: Templat
     )
 
 
-def test_the_alias_update_goes_through_codedeploy_with_the_hook_before_traffic(
-    service_template_json: dict[str, Any],
-) -> None:
-    _, alias = only_resource(service_template_json, "AWS::Lambda::Alias")
-    group_id, _ = only_resource(service_template_json, "AWS::CodeDeploy::DeploymentGroup")
-    hook_id, _ = hook(service_template_json)
-    policy = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+def test_the_alias_update_goes_through_codedeploy_with_the_hook_before_traffic(service_template: Template) -> None:
+    group = only_id(service_template, GROUP)
+    hook = function_id(service_template, HOOK_HANDLER)
 
-    assert policy["DeploymentGroupName"] == {"Ref": group_id}
-    assert policy["BeforeAllowTrafficHook"] == {"Ref": hook_id}
+    update = {"DeploymentGroupName": {"Ref": group}, "BeforeAllowTrafficHook": {"Ref": hook}}
 
-
-def rollback_alarms(template_json: dict[str, Any]) -> list[dict[str, Any]]:
-    _, group = only_resource(template_json, "AWS::CodeDeploy::DeploymentGroup")
-    return [
-        alarm_by_ref(template_json, a["Name"])["Properties"]
-        for a in group["Properties"]["AlarmConfiguration"]["Alarms"]
-    ]
+    service_template.resource_count_is("AWS::Lambda::Alias", 1)
+    service_template.has_resource("AWS::Lambda::Alias", {"UpdatePolicy": {"CodeDeployLambdaAliasUpdate": update}})
 
 
 def test_every_rollback_alarm_watches_the_new_version_alone_never_the_alias(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
+    service_template: Template, config: EnvironmentConfig
 ) -> None:
     """An incident in the version being replaced must not block the fix: no alias-wide alarm here."""
-    _, alias = only_resource(service_template_json, "AWS::Lambda::Alias")
-    new_version = alias["Properties"]["FunctionVersion"]  # GetAtt <Version>.Version, what the alias moves to
-    watched = {}
-    for alarm in rollback_alarms(service_template_json):
-        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
-        version_dimension = "FunctionVersion" if alarm["Namespace"].startswith("FeatureFlags/") else "ExecutedVersion"
-        assert dimensions[version_dimension] == new_version, alarm
-        watched[(alarm["Namespace"], alarm["MetricName"], alarm.get("Statistic") or alarm.get("ExtendedStatistic"))] = (
-            alarm
-        )
+    # Given the alarms the deployment group rolls back on, and the version it deploys
+    rollback = Capture()
+    service_template.has_resource_properties(GROUP, {"AlarmConfiguration": {"Alarms": rollback}})
+    version = new_version(service_template)
 
-    assert set(watched) == {
-        (f"FeatureFlags/{config.name}", "ServerErrorAnswers", "Sum"),
-        ("AWS/Lambda", "Errors", "Sum"),
-        ("AWS/Lambda", "Duration", "p95"),
-    }
-    assert watched[(f"FeatureFlags/{config.name}", "ServerErrorAnswers", "Sum")]["Threshold"] == 1
-    assert watched[("AWS/Lambda", "Errors", "Sum")]["Threshold"] == 1
-    assert watched[("AWS/Lambda", "Duration", "p95")]["Threshold"] == config.alarms.canary_duration_p95_max_ms
-    assert all(
-        a["Period"] == 60 and a["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" for a in watched.values()
-    )
+    # When the alarms on that version alone are looked up
+    def on_the_new_version(dimension: str, alarm: dict[str, Any]) -> set[str]:
+        watched = {"Dimensions": Match.array_with([{"Name": dimension, "Value": version}])}
+        common = {"Period": 60, "ComparisonOperator": "GreaterThanOrEqualToThreshold"}
+        return set(service_template.find_resources(ALARM, {"Properties": {**common, **watched, **alarm}}))
+
+    ours = {"Namespace": f"FeatureFlags/{config.name}", "MetricName": "ServerErrorAnswers", "Statistic": "Sum"}
+    errors = {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum"}
+    duration = {"Namespace": "AWS/Lambda", "MetricName": "Duration", "ExtendedStatistic": "p95"}
+    found = [
+        on_the_new_version("FunctionVersion", {**ours, "Threshold": 1}),
+        on_the_new_version("ExecutedVersion", {**errors, "Threshold": 1}),
+        on_the_new_version("ExecutedVersion", {**duration, "Threshold": config.alarms.canary_duration_p95_max_ms}),
+    ]
+
+    # Then there is one of each, and they are exactly the rollback alarms
+    assert [len(alarms) for alarms in found] == [1, 1, 1]
+    assert {alarm["Name"]["Ref"] for alarm in rollback.as_array()} == set().union(*found)
 
 
 def test_the_hook_runs_outside_the_vpc_on_its_own_small_asset(
-    synthesis: Synthesis, environment: str, service_template_json: dict[str, Any]
+    synthesis: Synthesis, environment: str, service_template: Template
 ) -> None:
-    _, function = hook(service_template_json)
-    manifest = synthesis.read_json(f"{synthesis.services[environment].artifact_id}.assets.json")
-    key = function["Properties"]["Code"]["S3Key"]
-    (asset,) = [a for a in manifest["files"].values() if any(d["objectKey"] == key for d in a["destinations"].values())]
-    folder = synthesis.outdir / asset["source"]["path"]
+    # Given the hook, outside the VPC, and the key of its code
+    key = Capture()
+    hook_has(
+        service_template,
+        {
+            "VpcConfig": Match.absent(),
+            "Runtime": Match.string_like_regexp(r"^python3\."),
+            "Environment": {"Variables": {"ACCEPT_DEGRADED": "false"}},
+            "Code": {"S3Key": key},
+        },
+    )
 
-    assert "VpcConfig" not in function["Properties"]
-    assert sorted(p.name for p in folder.iterdir()) == ["canary_hook.py"]
-    assert function["Properties"]["Runtime"].startswith("python3.")
-    assert function["Properties"]["Environment"]["Variables"]["ACCEPT_DEGRADED"] == "false"
+    # When the asset with that key is found in the assembly
+    manifest = synthesis.read_json(f"{synthesis.services[environment].artifact_id}.assets.json")
+    (asset,) = [
+        a
+        for a in manifest["files"].values()
+        if any(d["objectKey"] == key.as_string() for d in a["destinations"].values())
+    ]
+
+    # Then it holds the hook's module and nothing else
+    assert sorted(p.name for p in (synthesis.outdir / asset["source"]["path"]).iterdir()) == ["canary_hook.py"]
 
 
 def test_the_hook_may_invoke_the_flag_function_versions_and_read_and_report_its_own_deployments(
-    service_template_json: dict[str, Any],
+    service_template: Template,
 ) -> None:
-    _, function = hook(service_template_json)
-    flag_id, _ = flag_function(service_template_json)
-    group_id, _ = only_resource(service_template_json, "AWS::CodeDeploy::DeploymentGroup")
-    application_id, _ = only_resource(service_template_json, "AWS::CodeDeploy::Application")
-    statements = {json.dumps(s["Action"]): s for s in role_statements(service_template_json, function)}
+    # Given the hook's role, the flag function and the deployment group with its application
+    role = Capture()
+    hook_has(service_template, {"Role": {"Fn::GetAtt": [role, "Arn"]}})
+    flag = function_id(service_template, FLAG_HANDLER)
+    group = only_id(service_template, GROUP)
+    application = only_id(service_template, "AWS::CodeDeploy::Application")
 
-    invoke = statements['"lambda:InvokeFunction"']["Resource"]["Fn::Join"][1]
-    assert invoke == [{"Fn::GetAtt": [flag_id, "Arn"]}, ":*"]  # its versions: the one targeted may be older
-    report = statements['["codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"]']
-    assert {"Ref": group_id} in report["Resource"]["Fn::Join"][1]
-    revision = statements['"codedeploy:GetApplicationRevision"']["Resource"]["Fn::Join"][1]
-    assert revision[-2:] == [":application:", {"Ref": application_id}]
-    assert "logs:PutLogEvents" in statements['["logs:CreateLogStream", "logs:PutLogEvents"]']["Action"]
-    assert len(statements) == 4
-    assert (
-        "ManagedPolicyArns"
-        not in service_template_json["Resources"][function["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+    # Then its one policy holds four statements: logs, invoke (any version: the one targeted may be older),
+    # read and report its deployments, read the application's revisions; and it has no managed policy
+    def allows(action: Any, resource: Any = None) -> Any:
+        return Match.object_like({"Action": action, **({"Resource": resource} if resource else {})})
+
+    statements = [
+        allows(["logs:CreateLogStream", "logs:PutLogEvents"]),
+        allows("lambda:InvokeFunction", {"Fn::Join": ["", [{"Fn::GetAtt": [flag, "Arn"]}, ":*"]]}),
+        allows(
+            ["codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"],
+            {"Fn::Join": ["", Match.array_with([{"Ref": group}])]},
+        ),
+        allows(
+            "codedeploy:GetApplicationRevision",
+            {"Fn::Join": ["", Match.array_with([":application:", {"Ref": application}])]},
+        ),
+    ]
+    service_template.resource_properties_count_is("AWS::IAM::Policy", {"Roles": [{"Ref": role.as_string()}]}, 1)
+    service_template.has_resource_properties(
+        "AWS::IAM::Policy", {"Roles": [{"Ref": role.as_string()}], "PolicyDocument": {"Statement": statements}}
     )
+    unmanaged = service_template.find_resources("AWS::IAM::Role", {"Properties": {"ManagedPolicyArns": Match.absent()}})
+    assert role.as_string() in unmanaged
 
 
-def test_the_stack_tells_the_hook_the_version_it_publishes(service_template_json: dict[str, Any]) -> None:
-    _, function = hook(service_template_json)
-    _, alias = only_resource(service_template_json, "AWS::Lambda::Alias")
-
-    assert (
-        function["Properties"]["Environment"]["Variables"]["TARGET_VERSION"] == alias["Properties"]["FunctionVersion"]
-    )
+def test_the_stack_tells_the_hook_the_version_it_publishes(service_template: Template) -> None:
+    hook_has(service_template, {"Environment": {"Variables": {"TARGET_VERSION": new_version(service_template)}}})
 
 
 def test_a_deploy_context_lets_a_degraded_version_through(tmp_path: Path) -> None:
@@ -176,12 +173,10 @@ def test_a_deploy_context_lets_a_degraded_version_through(tmp_path: Path) -> Non
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm", {"MetricName": "InternalErrorAnswers", "Namespace": "FeatureFlags/dev"}
     )
-    metrics = [a["Properties"].get("MetricName") for a in template.find_resources("AWS::CloudWatch::Alarm").values()]
-    assert "ServerErrorAnswers" not in metrics
+    template.resource_properties_count_is("AWS::CloudWatch::Alarm", {"MetricName": "ServerErrorAnswers"}, 0)
 
 
-def test_the_hook_tests_the_flag_function(service_template_json: dict[str, Any]) -> None:
-    _, function = hook(service_template_json)
-    flag_id, _ = flag_function(service_template_json)
+def test_the_hook_tests_the_flag_function(service_template: Template) -> None:
+    flag = function_id(service_template, FLAG_HANDLER)
 
-    assert function["Properties"]["Environment"]["Variables"]["TARGET_FUNCTION_NAME"] == {"Ref": flag_id}
+    hook_has(service_template, {"Environment": {"Variables": {"TARGET_FUNCTION_NAME": {"Ref": flag}}}})
