@@ -8,29 +8,17 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Capture, Match, Template
 
 from stacks.config import EnvironmentConfig
 from stacks.constructs.service_function import ServiceFunction
-from tests.infrastructure.conftest import only_resource, resources_of_type
+from tests.infrastructure.conftest import only_id
 
 MIGRATION_HANDLER = "flagservice.migrate_function.lambda_handler"
 
 
-def _migration_function(template_json: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    found = [
-        (key, value)
-        for key, value in resources_of_type(template_json, "AWS::Lambda::Function").items()
-        if value["Properties"].get("Handler") == MIGRATION_HANDLER
-    ]
-    assert len(found) == 1
-    return found[0]
-
-
-def _security_group_of(template_json: dict[str, Any], function: dict[str, Any]) -> str:
-    (group,) = function["Properties"]["VpcConfig"]["SecurityGroupIds"]
-    logical_id: str = group["Fn::GetAtt"][0]
-    return logical_id
+def migration_has(template: Template, properties: dict[str, Any]) -> None:
+    template.has_resource_properties("AWS::Lambda::Function", {"Handler": MIGRATION_HANDLER, **properties})
 
 
 def test_the_migration_function_shares_the_lambda_defaults(template: Template) -> None:
@@ -40,88 +28,118 @@ def test_the_migration_function_shares_the_lambda_defaults(template: Template) -
     )
 
 
-def test_the_migration_function_runs_in_the_isolated_subnets(template_json: dict[str, Any]) -> None:
-    _, function = _migration_function(template_json)
-    subnets = set(resources_of_type(template_json, "AWS::EC2::Subnet"))
+def test_the_migration_function_runs_in_the_isolated_subnets(template: Template) -> None:
+    subnets = Capture()
+    migration_has(template, {"VpcConfig": {"SubnetIds": subnets}})
 
-    assert {ref["Ref"] for ref in function["Properties"]["VpcConfig"]["SubnetIds"]} == subnets
+    assert {ref["Ref"] for ref in subnets.as_array()} == set(template.find_resources("AWS::EC2::Subnet"))
 
 
 def test_the_migration_function_logs_with_the_environment_retention(
-    template_json: dict[str, Any], config: EnvironmentConfig
+    template: Template, config: EnvironmentConfig
 ) -> None:
-    _, function = _migration_function(template_json)
-    log_group = template_json["Resources"][function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]
+    group = Capture()
+    migration_has(template, {"LoggingConfig": {"LogGroup": {"Ref": group}}})
 
-    assert log_group["Properties"]["RetentionInDays"] == config.log_retention_days
-
-
-def test_the_migration_function_reads_only_the_database_secret(template_json: dict[str, Any]) -> None:
-    _, function = _migration_function(template_json)
-    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    policies = [
-        policy
-        for policy in resources_of_type(template_json, "AWS::IAM::Policy").values()
-        if {"Ref": role_id} in policy["Properties"]["Roles"]
-    ]
-    (statement,) = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    instance_id, _ = only_resource(template_json, "AWS::RDS::DBInstance")
-    managed_secret = {"Fn::GetAtt": [instance_id, "MasterUserSecret.SecretArn"]}
-    variables = function["Properties"]["Environment"]["Variables"]
-
-    assert variables["DB_SECRET_ARN"] == managed_secret
-    assert "secretsmanager:GetSecretValue" in statement["Action"]
-    assert statement["Resource"] == managed_secret
-    # RDS's managed secret holds only username and password: the address comes with the function.
-    assert variables["DB_HOST"] == {"Fn::GetAtt": [instance_id, "Endpoint.Address"]}
-    assert (variables["DB_PORT"], variables["DB_NAME"], variables["DB_USER"]) == ("5432", "flags", "flags_admin")
+    retention = {"Properties": {"RetentionInDays": config.log_retention_days}}
+    assert group.as_string() in template.find_resources("AWS::Logs::LogGroup", retention)
 
 
-def test_no_deployed_function_gets_a_local_only_setting(template_json: dict[str, Any]) -> None:
-    for function in resources_of_type(template_json, "AWS::Lambda::Function").values():
-        variables = function["Properties"].get("Environment", {}).get("Variables", {})
-        assert not {"DATABASE_URL", "ADMIN_TOKEN"} & set(variables)
+def test_the_migration_function_reads_only_the_database_secret(template: Template) -> None:
+    # Given the database instance, whose RDS-managed secret holds only username and password
+    instance = only_id(template, "AWS::RDS::DBInstance")
+    managed_secret = {"Fn::GetAtt": [instance, "MasterUserSecret.SecretArn"]}
 
-
-def test_the_migration_security_group_may_reach_the_database(template_json: dict[str, Any]) -> None:
-    _, function = _migration_function(template_json)
-    migration_group = _security_group_of(template_json, function)
-    _, instance = only_resource(template_json, "AWS::RDS::DBInstance")
-    (database_group,) = [g["Fn::GetAtt"][0] for g in instance["Properties"]["VPCSecurityGroups"]]
-
-    ingress = resources_of_type(template_json, "AWS::EC2::SecurityGroupIngress").values()
-    assert any(
-        rule["Properties"]["GroupId"] == {"Fn::GetAtt": [database_group, "GroupId"]}
-        and rule["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": [migration_group, "GroupId"]}
-        and rule["Properties"]["FromPort"] == 5432
-        for rule in ingress
+    # Then the function gets the secret and the address, and may read that secret alone
+    role = Capture()
+    migration_has(
+        template,
+        {
+            "Role": {"Fn::GetAtt": [role, "Arn"]},
+            "Environment": {
+                "Variables": {
+                    "DB_SECRET_ARN": managed_secret,
+                    "DB_HOST": {"Fn::GetAtt": [instance, "Endpoint.Address"]},
+                    "DB_PORT": "5432",
+                    "DB_NAME": "flags",
+                    "DB_USER": "flags_admin",
+                }
+            },
+        },
+    )
+    reads_the_secret = {"Action": Match.array_with(["secretsmanager:GetSecretValue"]), "Resource": managed_secret}
+    of_the_role = {"Roles": Match.array_with([{"Ref": role.as_string()}])}
+    template.resource_properties_count_is("AWS::IAM::Policy", of_the_role, 1)
+    template.has_resource_properties(
+        "AWS::IAM::Policy", {**of_the_role, "PolicyDocument": {"Statement": [Match.object_like(reads_the_secret)]}}
     )
 
 
-def test_a_trigger_invokes_the_current_version_synchronously(template_json: dict[str, Any]) -> None:
-    _, trigger = only_resource(template_json, "Custom::Trigger")
-    _, function = _migration_function(template_json)
-    version_id = trigger["Properties"]["HandlerArn"]["Ref"]
+def test_no_deployed_function_gets_a_local_only_setting(template: Template) -> None:
+    local_only = {"Environment": {"Variables": {"DATABASE_URL": Match.absent(), "ADMIN_TOKEN": Match.absent()}}}
+    without_settings = template.find_resources("AWS::Lambda::Function", {"Properties": {"Environment": Match.absent()}})
+    with_settings = template.find_resources("AWS::Lambda::Function", {"Properties": local_only})
 
-    assert trigger["Properties"]["InvocationType"] == "RequestResponse"  # a raised error fails the deploy
-    assert trigger["Properties"]["ExecuteOnHandlerChange"] is True  # new code, new migrations, new run
-    assert template_json["Resources"][version_id]["Type"] == "AWS::Lambda::Version"
-    assert int(trigger["Properties"]["Timeout"]) >= function["Properties"]["Timeout"] * 1000
+    assert set(without_settings) | set(with_settings) == set(template.find_resources("AWS::Lambda::Function"))
 
 
-def test_the_trigger_runs_after_the_database_and_the_secrets_endpoint(template_json: dict[str, Any]) -> None:
-    _, trigger = only_resource(template_json, "Custom::Trigger")
-    instance_id, _ = only_resource(template_json, "AWS::RDS::DBInstance")
-    endpoint_id, _ = only_resource(template_json, "AWS::EC2::VPCEndpoint")
+def test_the_migration_security_group_may_reach_the_database(template: Template) -> None:
+    # Given the migration function's security group and the database's
+    migration_group, database_group = Capture(), Capture()
+    migration_has(template, {"VpcConfig": {"SecurityGroupIds": [{"Fn::GetAtt": [migration_group, "GroupId"]}]}})
+    template.has_resource_properties(
+        "AWS::RDS::DBInstance", {"VPCSecurityGroups": [{"Fn::GetAtt": [database_group, "GroupId"]}]}
+    )
 
-    assert {instance_id, endpoint_id} <= set(trigger["DependsOn"])
+    # Then the database's group lets the migration's in on PostgreSQL's port
+    template.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {
+            "GroupId": {"Fn::GetAtt": [database_group.as_string(), "GroupId"]},
+            "SourceSecurityGroupId": {"Fn::GetAtt": [migration_group.as_string(), "GroupId"]},
+            "FromPort": 5432,
+        },
+    )
 
 
-def test_the_trigger_provider_runs_outside_the_vpc(template_json: dict[str, Any]) -> None:
-    _, trigger = only_resource(template_json, "Custom::Trigger")
-    provider_id = trigger["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
+def test_a_trigger_invokes_the_current_version_synchronously(template: Template) -> None:
+    # Given the migration function's timeout
+    timeout = Capture()
+    migration_has(template, {"Timeout": timeout})
 
-    assert "VpcConfig" not in template_json["Resources"][provider_id]["Properties"]
+    # When the trigger's version and timeout are read
+    version, trigger_timeout = Capture(), Capture()
+    template.resource_count_is("Custom::Trigger", 1)
+    template.has_resource_properties(
+        "Custom::Trigger",
+        {
+            "InvocationType": "RequestResponse",  # a raised error fails the deploy
+            "ExecuteOnHandlerChange": True,  # new code, new migrations, new run
+            "HandlerArn": {"Ref": version},
+            "Timeout": trigger_timeout,
+        },
+    )
+
+    # Then it invokes a published version and waits at least as long as the function may run
+    assert version.as_string() in template.find_resources("AWS::Lambda::Version")
+    assert int(trigger_timeout.as_string()) >= timeout.as_number() * 1000
+
+
+def test_the_trigger_runs_after_the_database_and_the_secrets_endpoint(template: Template) -> None:
+    instance = only_id(template, "AWS::RDS::DBInstance")
+    endpoint = only_id(template, "AWS::EC2::VPCEndpoint")
+
+    template.resource_count_is("Custom::Trigger", 1)
+    template.has_resource("Custom::Trigger", {"DependsOn": Match.array_with(sorted([instance, endpoint]))})
+
+
+def test_the_trigger_provider_runs_outside_the_vpc(template: Template) -> None:
+    provider = Capture()
+    template.resource_count_is("Custom::Trigger", 1)
+    template.has_resource_properties("Custom::Trigger", {"ServiceToken": {"Fn::GetAtt": [provider, "Arn"]}})
+
+    outside = template.find_resources("AWS::Lambda::Function", {"Properties": {"VpcConfig": Match.absent()}})
+    assert provider.as_string() in outside
 
 
 @pytest.mark.parametrize("setting", ["DATABASE_URL", "ADMIN_TOKEN"])
