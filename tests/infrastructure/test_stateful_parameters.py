@@ -16,47 +16,63 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Capture, Match, Template
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint_file
 
 import app as app_module
 from stacks.config import ENVIRONMENTS_KEY, ConfigError, parse_environments, read_cdk_json
 from stacks.constructs import stateful_parameters as keys
-from tests.infrastructure.conftest import Synthesis, only_resource, published, resources_of_type
-from tests.infrastructure.test_flag_function import flag_function, variables
+from tests.infrastructure.conftest import Synthesis, only_id, published
+from tests.infrastructure.test_flag_function import FLAG_HANDLER
+
+PARAMETER = "AWS::SSM::Parameter"
+GROUP = "AWS::ElastiCache::ReplicationGroup"
 
 
 def test_every_parameter_of_the_service_stack_is_one_its_stateful_stack_writes(
-    synthesis: Synthesis, environment: str, service_template_json: dict[str, Any]
+    synthesis: Synthesis, environment: str, service_template: Template
 ) -> None:
-    parameters = {name for name in service_template_json["Parameters"] if name != "BootstrapVersion"}
+    parameters = {
+        name: parameter
+        for name, parameter in service_template.find_parameters("*").items()
+        if name != "BootstrapVersion"
+    }
 
     for name in parameters:
         published(synthesis, environment, {"Ref": name})  # asserts the type and that it is written
-    names = {service_template_json["Parameters"][name]["Default"] for name in parameters}
+    names = {parameter["Default"] for parameter in parameters.values()}
     assert names == {f"/flagservice/{environment}/{key}" for key in keys.KEYS}
 
 
 def test_the_stateful_stack_writes_plain_string_parameters_under_its_environment(
-    template_json: dict[str, Any], environment: str
+    template: Template, environment: str
 ) -> None:
-    written = [p["Properties"] for p in resources_of_type(template_json, "AWS::SSM::Parameter").values()]
-
-    assert sorted(p["Name"] for p in written) == sorted(f"/flagservice/{environment}/{key}" for key in keys.KEYS)
-    assert {p["Type"] for p in written} == {"String"}
+    template.resource_count_is(PARAMETER, len(keys.KEYS))
+    template.all_resources_properties(PARAMETER, {"Type": "String"})
+    for key in keys.KEYS:
+        template.resource_properties_count_is(PARAMETER, {"Name": f"/flagservice/{environment}/{key}"}, 1)
 
 
 def test_a_new_cache_or_database_publishes_a_new_version_through_the_canary(
-    service_template_json: dict[str, Any],
+    service_template: Template, environment: str
 ) -> None:
     """CDK cannot see SSM values when it names the version; CloudFormation replaces a version whose
     description changed, and the description names the cache and the database read from SSM."""
-    _, alias = only_resource(service_template_json, "AWS::Lambda::Alias")
-    version = service_template_json["Resources"][alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]]
-    parts = version["Properties"]["Description"]["Fn::Join"][1]
-    defaults = [service_template_json["Parameters"][p["Ref"]]["Default"] for p in parts if isinstance(p, dict)]
+    # Given the version the alias moves to, described by two references
+    version, cache, database = Capture(), Capture(), Capture()
+    service_template.has_resource_properties(
+        "AWS::Lambda::Alias", {"FunctionVersion": {"Fn::GetAtt": [version, "Version"]}}
+    )
+    description = {"Fn::Join": [" ", ["cache", {"Ref": cache}, "database", {"Ref": database}]]}
+    described = service_template.find_resources("AWS::Lambda::Version", {"Properties": {"Description": description}})
 
-    assert [d.split("/", 3)[-1] for d in defaults] == [keys.CACHE_NAME, keys.DATABASE_INSTANCE]
+    # Then they are the parameters naming the cache and the database instance
+    assert version.as_string() in described
+    service_template.has_parameter(cache.as_string(), {"Default": f"/flagservice/{environment}/{keys.CACHE_NAME}"})
+    service_template.has_parameter(
+        database.as_string(), {"Default": f"/flagservice/{environment}/{keys.DATABASE_INSTANCE}"}
+    )
 
 
 def replacing_document() -> dict[str, Any]:
@@ -69,7 +85,7 @@ def replacing_document() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def replacing() -> Iterator[tuple[dict[str, Any], dict[str, Any], Path, app_module.EnvironmentStacks]]:
+def replacing() -> Iterator[tuple[Template, Template, Path, app_module.EnvironmentStacks]]:
     config = parse_environments(replacing_document())["dev"]
     outdir = Path(tempfile.mkdtemp(prefix="cdk-replace-"))
     app = app_module.create_app(str(outdir), builtin_cloud_formation_validation=False)
@@ -77,68 +93,73 @@ def replacing() -> Iterator[tuple[dict[str, Any], dict[str, Any], Path, app_modu
     stacks = app_module.build_environment(app, config, None)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
-    stateful = json.loads((outdir / f"{stacks.stateful.artifact_id}.template.json").read_text())
-    service = json.loads((outdir / f"{stacks.service.artifact_id}.template.json").read_text())
+    stateful = Template.from_json(json.loads((outdir / f"{stacks.stateful.artifact_id}.template.json").read_text()))
+    service = Template.from_json(json.loads((outdir / f"{stacks.service.artifact_id}.template.json").read_text()))
     yield stateful, service, outdir, stacks
 
 
+Replacing = tuple[Template, Template, Path, app_module.EnvironmentStacks]
+
+
+def cache_generation(template: Template, group_id: str, properties: dict[str, Any] | None = None) -> set[str]:
+    """The logical ids of the replication groups with that id (and those properties)."""
+    wanted = {"ReplicationGroupId": group_id, **(properties or {})}
+    return set(template.find_resources(GROUP, {"Properties": wanted}))
+
+
 def test_a_replacement_cache_is_built_beside_the_current_one_which_keeps_its_settings(
-    replacing: tuple[dict[str, Any], dict[str, Any], Path, app_module.EnvironmentStacks], synthesis: Synthesis
+    replacing: Replacing, synthesis: Synthesis
 ) -> None:
+    # Given the stateful stack mid-replacement, and today's
     stateful, _, _, _ = replacing
-    groups = resources_of_type(stateful, "AWS::ElastiCache::ReplicationGroup")
-    today, _ = only_resource(synthesis.template_json("dev"), "AWS::ElastiCache::ReplicationGroup")
-    by_id = {g["Properties"]["ReplicationGroupId"]: (key, g["Properties"]) for key, g in groups.items()}
-    user_group, _ = only_resource(stateful, "AWS::ElastiCache::UserGroup")
+    today = only_id(synthesis.template("dev"), GROUP)
+    users = {"UserGroupIds": [{"Ref": only_id(stateful, "AWS::ElastiCache::UserGroup")}]}
 
-    assert set(by_id) == {"flags-dev-cache-1", "flags-dev-cache-2"}
-    assert by_id["flags-dev-cache-1"][0] == today  # the cache in use is untouched: same logical id ...
-    assert by_id["flags-dev-cache-1"][1]["CacheNodeType"] == "cache.t4g.micro"  # ... and same settings
-    assert by_id["flags-dev-cache-2"][1]["CacheNodeType"] == "cache.t4g.small"
-    assert all(props["UserGroupIds"] == [{"Ref": user_group}] for _, props in by_id.values())
+    # Then both generations exist, in the one user group; the cache in use is untouched: same logical id and settings
+    stateful.resource_count_is(GROUP, 2)
+    assert cache_generation(stateful, "flags-dev-cache-1", {"CacheNodeType": "cache.t4g.micro", **users}) == {today}
+    assert len(cache_generation(stateful, "flags-dev-cache-2", {"CacheNodeType": "cache.t4g.small", **users})) == 1
 
 
-def test_the_parameters_point_at_the_new_generation(
-    replacing: tuple[dict[str, Any], dict[str, Any], Path, app_module.EnvironmentStacks],
-) -> None:
+def test_the_parameters_point_at_the_new_generation(replacing: Replacing) -> None:
     stateful, _, _, _ = replacing
-    groups = resources_of_type(stateful, "AWS::ElastiCache::ReplicationGroup")
-    (new,) = [key for key, g in groups.items() if g["Properties"]["ReplicationGroupId"] == "flags-dev-cache-2"]
-    values = {
-        p["Properties"]["Name"]: p["Properties"]["Value"]
-        for p in resources_of_type(stateful, "AWS::SSM::Parameter").values()
-    }
+    (new,) = cache_generation(stateful, "flags-dev-cache-2")
 
-    assert values["/flagservice/dev/cache/endpoint"] == {"Fn::GetAtt": [new, "PrimaryEndPoint.Address"]}
-    assert values["/flagservice/dev/cache/name"] == {"Ref": new}
+    stateful.has_resource_properties(
+        PARAMETER,
+        {"Name": "/flagservice/dev/cache/endpoint", "Value": {"Fn::GetAtt": [new, "PrimaryEndPoint.Address"]}},
+    )
+    stateful.has_resource_properties(PARAMETER, {"Name": "/flagservice/dev/cache/name", "Value": {"Ref": new}})
 
 
-def test_the_function_may_sign_in_to_both_generations_while_the_old_one_exists(
-    replacing: tuple[dict[str, Any], dict[str, Any], Path, app_module.EnvironmentStacks],
-) -> None:
+def test_the_function_may_sign_in_to_both_generations_while_the_old_one_exists(replacing: Replacing) -> None:
     """During the canary the previous version, on the old cache, runs with the same role."""
+    # Given the flag function's role and what it may connect to
     _, service, _, _ = replacing
-    _, function = flag_function(service)
-    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    (connect,) = [
-        statement
-        for policy in resources_of_type(service, "AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement["Action"] == "elasticache:Connect"
-    ]
+    role, connect_to = Capture(), Capture()
+    service.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": FLAG_HANDLER,
+            "Role": {"Fn::GetAtt": [role, "Arn"]},
+            "Environment": {"Variables": {"REDIS_URL": {"Fn::Join": ["", Match.array_with(["rediss://"])]}}},
+        },
+    )
+    connect = Match.object_like({"Action": "elasticache:Connect", "Resource": connect_to})
+    service.has_resource_properties(
+        "AWS::IAM::Policy",
+        {"Roles": [{"Ref": role.as_string()}], "PolicyDocument": {"Statement": Match.array_with([connect])}},
+    )
 
-    assert sorted(r["Fn::Join"][1][-1] for r in connect["Resource"]) == [
+    # Then it is both generations and the IAM user
+    assert sorted(r["Fn::Join"][1][-1] for r in connect_to.as_array()) == [
         ":replicationgroup:flags-dev-cache-1",
         ":replicationgroup:flags-dev-cache-2",
         ":user:flags-dev-service",
     ]
-    assert variables(service)["REDIS_URL"]["Fn::Join"][1][0] == "rediss://"
 
 
-def test_the_replacing_stacks_pass_cfn_lint(
-    replacing: tuple[dict[str, Any], dict[str, Any], Path, app_module.EnvironmentStacks],
-) -> None:
+def test_the_replacing_stacks_pass_cfn_lint(replacing: Replacing) -> None:
     _, _, outdir, stacks = replacing
     for stack in stacks.all:
         matches = lint_file(outdir / f"{stack.artifact_id}.template.json", ManualArgs(regions=["us-east-1"]))
