@@ -14,6 +14,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Capture, Match, Template
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint_file
 
@@ -26,7 +27,7 @@ from stacks.config import (
     parse_environments,
     read_cdk_json,
 )
-from tests.infrastructure.conftest import only_resource, resources_of_type
+from tests.infrastructure.conftest import captured, only_id
 from tests.infrastructure.test_flag_function import POWERTOOLS_VARIABLES, variables
 
 
@@ -48,62 +49,67 @@ def proxied() -> Iterator[tuple[Path, app_module.EnvironmentStacks]]:
     yield outdir, stacks
 
 
-@pytest.fixture(scope="module")
-def service_json(proxied: tuple[Path, app_module.EnvironmentStacks]) -> dict[str, Any]:
-    outdir, stacks = proxied
-    document: dict[str, Any] = json.loads((outdir / f"{stacks.service.artifact_id}.template.json").read_text())
-    return document
+def _template(outdir: Path, stack: cdk.Stack) -> Template:
+    return Template.from_json(json.loads((outdir / f"{stack.artifact_id}.template.json").read_text()))
 
 
 @pytest.fixture(scope="module")
-def stateful_json(proxied: tuple[Path, app_module.EnvironmentStacks]) -> dict[str, Any]:
+def service(proxied: tuple[Path, app_module.EnvironmentStacks]) -> Template:
     outdir, stacks = proxied
-    document: dict[str, Any] = json.loads((outdir / f"{stacks.stateful.artifact_id}.template.json").read_text())
-    return document
+    return _template(outdir, stacks.service)
 
 
-def published(service_json: dict[str, Any], stateful_json: dict[str, Any], reference: Any) -> Any:
-    """The value the stateful stack writes into the SSM parameter that a service template references."""
-    if not (isinstance(reference, dict) and "Ref" in reference and reference["Ref"] in service_json["Parameters"]):
+@pytest.fixture(scope="module")
+def stateful(proxied: tuple[Path, app_module.EnvironmentStacks]) -> Template:
+    outdir, stacks = proxied
+    return _template(outdir, stacks.stateful)
+
+
+def published(service: Template, stateful: Template, reference: Any) -> Any:
+    """The value the stateful stack writes into the SSM parameter a service template references (else as is)."""
+    if not (isinstance(reference, dict) and service.find_parameters(reference.get("Ref", "-"))):
         return reference
-    name = service_json["Parameters"][reference["Ref"]]["Default"]
-    (value,) = [
-        parameter["Properties"]["Value"]
-        for parameter in resources_of_type(stateful_json, "AWS::SSM::Parameter").values()
-        if parameter["Properties"]["Name"] == name
-    ]
-    return value
+    name, value = Capture(), Capture()
+    service.has_parameter(reference["Ref"], {"Default": name})
+    stateful.has_resource_properties("AWS::SSM::Parameter", {"Name": name.as_string(), "Value": value})
+    return captured(value)
 
 
-def test_the_proxy_requires_tls_and_caps_its_pool(service_json: dict[str, Any], stateful_json: dict[str, Any]) -> None:
-    _, proxy = only_resource(service_json, "AWS::RDS::DBProxy")
-    _, target = only_resource(service_json, "AWS::RDS::DBProxyTargetGroup")
-    instance_id, _ = only_resource(stateful_json, "AWS::RDS::DBInstance")
+def test_the_proxy_requires_tls_and_caps_its_pool(service: Template, stateful: Template) -> None:
+    instance = Capture()
+    service.resource_count_is("AWS::RDS::DBProxy", 1)
+    service.has_resource_properties("AWS::RDS::DBProxy", {"RequireTLS": True, "EngineFamily": "POSTGRESQL"})
+    service.resource_count_is("AWS::RDS::DBProxyTargetGroup", 1)
+    service.has_resource_properties(
+        "AWS::RDS::DBProxyTargetGroup",
+        {
+            "ConnectionPoolConfigurationInfo": {"MaxConnectionsPercent": PROXY_MAX_CONNECTIONS_PERCENT},
+            "DBInstanceIdentifiers": [instance],
+        },
+    )
 
-    assert proxy["Properties"]["RequireTLS"] is True and proxy["Properties"]["EngineFamily"] == "POSTGRESQL"
-    pool = target["Properties"]["ConnectionPoolConfigurationInfo"]
-    assert pool["MaxConnectionsPercent"] == PROXY_MAX_CONNECTIONS_PERCENT
-    (instance,) = target["Properties"]["DBInstanceIdentifiers"]
-    assert published(service_json, stateful_json, instance) == {"Ref": instance_id}
-
-
-def test_function_and_proxy_sign_in_with_the_database_own_rotated_secret(
-    service_json: dict[str, Any], stateful_json: dict[str, Any]
-) -> None:
-    proxy_id, proxy = only_resource(service_json, "AWS::RDS::DBProxy")
-    instance_id, _ = only_resource(stateful_json, "AWS::RDS::DBInstance")
-    env = variables(service_json)
-    (auth,) = proxy["Properties"]["Auth"]
-
-    assert env["DB_HOST"] == {"Fn::GetAtt": [proxy_id, "Endpoint"]}  # the function connects to the proxy
-    managed = {"Fn::GetAtt": [instance_id, "MasterUserSecret.SecretArn"]}
-    assert published(service_json, stateful_json, env["DB_SECRET_ARN"]) == managed
-    assert published(service_json, stateful_json, auth["SecretArn"]) == managed
-    assert not resources_of_type(service_json, "AWS::SecretsManager::Secret")  # no copy to fall out of date
+    assert published(service, stateful, instance.as_object()) == {"Ref": only_id(stateful, "AWS::RDS::DBInstance")}
 
 
-def test_behind_the_proxy_the_function_turns_prepared_statements_off(service_json: dict[str, Any]) -> None:
-    env = variables(service_json)
+def test_function_and_proxy_sign_in_with_the_database_own_rotated_secret(service: Template, stateful: Template) -> None:
+    # Given the proxy, the database's RDS-managed secret and the secret the proxy signs in with
+    proxy = only_id(service, "AWS::RDS::DBProxy")
+    managed = {"Fn::GetAtt": [only_id(stateful, "AWS::RDS::DBInstance"), "MasterUserSecret.SecretArn"]}
+    proxy_secret = Capture()
+    service.has_resource_properties("AWS::RDS::DBProxy", {"Auth": [Match.object_like({"SecretArn": proxy_secret})]})
+
+    # When the function's settings are read
+    env = variables(service)
+
+    # Then the function connects to the proxy, and both sign in with the managed secret (no copy to fall behind)
+    assert env["DB_HOST"] == {"Fn::GetAtt": [proxy, "Endpoint"]}
+    assert published(service, stateful, env["DB_SECRET_ARN"]) == managed
+    assert published(service, stateful, proxy_secret.as_object()) == managed
+    service.resource_count_is("AWS::SecretsManager::Secret", 0)
+
+
+def test_behind_the_proxy_the_function_turns_prepared_statements_off(service: Template) -> None:
+    env = variables(service)
 
     assert env["DB_PREPARED_STATEMENTS"] == "false"
     assert set(env) - set(Settings.model_fields) <= POWERTOOLS_VARIABLES
@@ -123,31 +129,28 @@ def test_behind_the_proxy_the_function_turns_prepared_statements_off(service_jso
     )
 
 
-def test_traffic_runs_function_to_proxy_to_database_on_5432(
-    service_json: dict[str, Any], stateful_json: dict[str, Any]
-) -> None:
-    _, proxy = only_resource(service_json, "AWS::RDS::DBProxy")
-    (proxy_group,) = proxy["Properties"]["VpcSecurityGroupIds"]
-    _, instance = only_resource(stateful_json, "AWS::RDS::DBInstance")
-    (database_group,) = instance["Properties"]["VPCSecurityGroups"]
-    ingress = [r["Properties"] for r in resources_of_type(service_json, "AWS::EC2::SecurityGroupIngress").values()]
-    egress = [r["Properties"] for r in resources_of_type(service_json, "AWS::EC2::SecurityGroupEgress").values()]
+def test_traffic_runs_function_to_proxy_to_database_on_5432(service: Template, stateful: Template) -> None:
+    # Given the proxy's security group and the database's
+    proxy_group, database_group = Capture(), Capture()
+    service.has_resource_properties("AWS::RDS::DBProxy", {"VpcSecurityGroupIds": [proxy_group]})
+    stateful.has_resource_properties("AWS::RDS::DBInstance", {"VPCSecurityGroups": [database_group]})
+    proxy, database = proxy_group.as_object(), database_group.as_object()
 
-    def imported(value: Any) -> Any:
-        return published(service_json, stateful_json, value)
+    # When every rule of the service stack is read, its groups followed through the published parameters
+    def imported(value: Any) -> str:
+        return json.dumps(published(service, stateful, value))
 
-    into_proxy = [r for r in ingress if r["GroupId"] == proxy_group]
-    into_database = [r for r in ingress if imported(r["GroupId"]) == database_group]
+    ingress = [r["Properties"] for r in service.find_resources("AWS::EC2::SecurityGroupIngress").values()]
+    egress = [r["Properties"] for r in service.find_resources("AWS::EC2::SecurityGroupEgress").values()]
+    into_proxy = [r for r in ingress if r["GroupId"] == proxy]
+    into_database = [r for r in ingress if imported(r["GroupId"]) == json.dumps(database)]
+    routes = {(imported(r["GroupId"]), imported(r["DestinationSecurityGroupId"])) for r in egress}
+
+    # Then the function reaches the proxy, and the proxy the database, on 5432 and nothing else
     assert len(into_proxy) == 1 and into_proxy[0]["FromPort"] == into_proxy[0]["ToPort"] == 5432
-    assert len(into_database) == 1 and into_database[0]["SourceSecurityGroupId"] == proxy_group
-    routes = {
-        (json.dumps(imported(r["GroupId"])), json.dumps(imported(r["DestinationSecurityGroupId"]))) for r in egress
-    }
-    function_group = next(r["SourceSecurityGroupId"] for r in into_proxy)
-    assert routes == {
-        (json.dumps(imported(function_group)), json.dumps(proxy_group)),
-        (json.dumps(proxy_group), json.dumps(database_group)),
-    }
+    assert len(into_database) == 1 and into_database[0]["SourceSecurityGroupId"] == proxy
+    function_group = into_proxy[0]["SourceSecurityGroupId"]
+    assert routes == {(imported(function_group), json.dumps(proxy)), (json.dumps(proxy), json.dumps(database))}
 
 
 def test_the_proxied_stacks_pass_cfn_lint(proxied: tuple[Path, app_module.EnvironmentStacks]) -> None:
