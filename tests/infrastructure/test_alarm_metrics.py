@@ -18,12 +18,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from aws_cdk.assertions import Capture, Match, Template
+
 from stacks.config import EnvironmentConfig
-from tests.infrastructure.conftest import Synthesis, only_resource, resources_of_type
+from tests.infrastructure.conftest import Synthesis
 from tests.infrastructure.emf_probe import VERSION
 from tests.infrastructure.test_flag_function import variables
 
 ROOT = Path(__file__).resolve().parents[2]
+ALARM = "AWS::CloudWatch::Alarm"
 
 
 @cache
@@ -66,27 +69,28 @@ def alarm_metric(alarm: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return props["Namespace"], props["MetricName"], {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
 
 
-def our_alarms(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every single-metric alarm on a FeatureFlags/<env> metric, by logical id."""
-    return {
-        key: alarm
-        for key, alarm in resources_of_type(template_json, "AWS::CloudWatch::Alarm").items()
-        if alarm["Properties"].get("Namespace", "").startswith("FeatureFlags/")
-    }
+def our_alarms(template: Template, properties: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Every single-metric alarm on a FeatureFlags/<env> metric (with those properties), by logical id."""
+    ours = {"Namespace": Match.string_like_regexp("^FeatureFlags/"), **(properties or {})}
+    found: dict[str, dict[str, Any]] = template.find_resources(ALARM, {"Properties": ours})
+    return found
 
 
 def test_the_canary_alarm_reads_exactly_what_the_handler_emits_for_a_5xx_of_the_deployed_version(
-    synthesis: Synthesis, environment: str, service_template_json: dict[str, Any]
+    synthesis: Synthesis, environment: str, service_template: Template
 ) -> None:
-    _, group = only_resource(service_template_json, "AWS::CodeDeploy::DeploymentGroup")
-    _, alias = only_resource(service_template_json, "AWS::Lambda::Alias")
-    rollback = {a["Name"]["Ref"] for a in group["Properties"]["AlarmConfiguration"]["Alarms"]}
-    (alarm,) = [a for key, a in our_alarms(service_template_json).items() if key in rollback]
+    # Given the rollback alarm of ours, on the version the deployment publishes and the alias moves to
+    rollback, version = Capture(), Capture()
+    service_template.has_resource_properties(
+        "AWS::CodeDeploy::DeploymentGroup", {"AlarmConfiguration": {"Alarms": rollback}}
+    )
+    service_template.has_resource_properties("AWS::Lambda::Alias", {"FunctionVersion": version})
+    on_the_version = {"Dimensions": Match.array_with([{"Name": "FunctionVersion", "Value": version.as_object()}])}
+    rolls_back = {alarm["Name"]["Ref"] for alarm in rollback.as_array()}
+    (alarm,) = [a for key, a in our_alarms(service_template, on_the_version).items() if key in rolls_back]
     namespace, name, dimensions = alarm_metric(alarm)
 
-    # The alarm's version is the version the deployment publishes and the alias moves to.
-    assert dimensions["FunctionVersion"] == alias["Properties"]["FunctionVersion"]
-    # Deployed, Lambda's context says that same version ("42" here): the rest must match exactly.
+    # Then, deployed, Lambda's context says that same version ("42" here): the rest must match exactly
     expected = frozenset({**dimensions, "FunctionVersion": VERSION}.items())
     assert (namespace, name, expected) in metrics_of(synthesis, environment)
 
@@ -100,21 +104,23 @@ def test_the_degraded_deploy_alarm_metric_is_emitted_for_a_500_too(synthesis: Sy
 
 
 def test_every_monitoring_alarm_on_a_service_metric_reads_a_metric_the_handler_emits(
-    synthesis: Synthesis, environment: str, service_template_json: dict[str, Any]
+    synthesis: Synthesis, environment: str, service_template: Template
 ) -> None:
     """Each metric the probe's requests produce: 5xx, MISS, HIT (latency), pool peak."""
+    # Given what the probe's requests emitted, and our alarms but the canary's and the metric filters' (below)
     sent = metrics_of(synthesis, environment)
+    skipped = Match.string_like_regexp("^(?!(ServerErrorAnswers|KillSwitchWrites|CacheSlowCommands)$)")
     checked = set()
-    for alarm in our_alarms(service_template_json).values():
+
+    # Then each alarm with a sample reads exactly the emitted dimensions
+    for alarm in our_alarms(service_template, {"MetricName": skipped}).values():
         namespace, name, dimensions = alarm_metric(alarm)
-        if name in {"ServerErrorAnswers", "KillSwitchWrites", "CacheSlowCommands"}:
-            continue  # the canary's (above), and the two counted by metric filters (below, test_monitoring)
         emitted_dimensions = [dict(dims) for ns, metric, dims in sent if (ns, metric) == (namespace, name)]
         if emitted_dimensions:
             assert dimensions in emitted_dimensions, (name, dimensions, emitted_dimensions)
             checked.add(name)
 
-    # The alarms issue 14 fixed must be among those proven, not skipped for lack of a sample.
+    # And the alarms issue 14 fixed are among those proven, not skipped for lack of a sample
     assert {"LookupLatencyHit", "LookupLatency", "RedisPoolPeakInUse"} <= checked
 
 
@@ -125,24 +131,36 @@ def test_the_hit_latency_alarm_reads_cached_reads_only(synthesis: Synthesis, env
 
 
 def test_the_slow_log_alarm_reads_what_the_stateful_stack_metric_filter_counts(
-    synthesis: Synthesis, environment: str, service_template_json: dict[str, Any], config: EnvironmentConfig
+    synthesis: Synthesis, environment: str, service_template: Template, config: EnvironmentConfig
 ) -> None:
-    (alarm,) = [
-        a for a in our_alarms(service_template_json).values() if a["Properties"]["MetricName"] == "CacheSlowCommands"
-    ]
-    _, slow_log = only_resource(synthesis.template_json(environment), "AWS::ElastiCache::ReplicationGroup")
-    filters = resources_of_type(synthesis.template_json(environment), "AWS::Logs::MetricFilter").values()
-    (counting,) = [
-        f["Properties"]
-        for f in filters
-        if f["Properties"]["MetricTransformations"][0]["MetricName"] == "CacheSlowCommands"
-    ]
-    (transformation,) = counting["MetricTransformations"]
-    delivery = slow_log["Properties"]["LogDeliveryConfigurations"][0]
+    # Given the slow log's group in the stateful stack, and the namespace its metric filter counts into
+    stateful = synthesis.template(environment)
+    slow_log, namespace = Capture(), Capture()
+    stateful.has_resource_properties(
+        "AWS::ElastiCache::ReplicationGroup",
+        {
+            "LogDeliveryConfigurations": [
+                Match.object_like(
+                    {"LogFormat": "json", "DestinationDetails": {"CloudWatchLogsDetails": {"LogGroup": slow_log}}}
+                )
+            ]
+        },
+    )
+    counted = {"MetricName": "CacheSlowCommands", "MetricNamespace": namespace, "MetricValue": "1"}
+    slow_commands = {"MetricTransformations": [Match.object_like({"MetricName": "CacheSlowCommands"})]}
+    stateful.resource_properties_count_is("AWS::Logs::MetricFilter", slow_commands, 1)
+    stateful.has_resource_properties(
+        "AWS::Logs::MetricFilter",
+        {
+            "LogGroupName": slow_log.as_object(),
+            # Every JSON slow log entry names its node (ElastiCache's documented fields), so each counts once.
+            "FilterPattern": '{ $.CacheNodeId = "*" }',
+            "MetricTransformations": [Match.object_like({**counted, "Dimensions": Match.absent()})],
+        },
+    )
 
-    assert alarm_metric(alarm) == (transformation["MetricNamespace"], transformation["MetricName"], {})
-    assert "Dimensions" not in transformation and transformation["MetricValue"] == "1"
-    assert counting["LogGroupName"] == delivery["DestinationDetails"]["CloudWatchLogsDetails"]["LogGroup"]
-    # Every JSON slow log entry names its node (ElastiCache's documented fields), so each counts once.
-    assert counting["FilterPattern"] == '{ $.CacheNodeId = "*" }' and delivery["LogFormat"] == "json"
-    assert alarm["Properties"]["Threshold"] == config.alarms.slow_commands_max_per_5_minutes
+    # Then the one alarm on it reads that metric, with no dimension either, at the configured threshold
+    reads_it = {"MetricName": "CacheSlowCommands", "Namespace": namespace.as_string(), "Dimensions": Match.absent()}
+    threshold = {"Threshold": config.alarms.slow_commands_max_per_5_minutes}
+    service_template.resource_properties_count_is(ALARM, {"MetricName": "CacheSlowCommands"}, 1)
+    service_template.has_resource_properties(ALARM, {**reads_it, **threshold})
