@@ -7,6 +7,11 @@ The app is built exactly as `app.py` builds it (same function, same cdk.json con
 cloud assembly. CDK's own template validation is off here (cfn-lint runs instead, see test_cfn_lint.py);
 cdk-nag runs on synth. A synth that nag fails still writes its templates, so the other tests can report
 on them while test_nag.py shows the findings.
+
+Tests assert through `aws_cdk.assertions` (`Template`, `Match`, `Capture`); the helpers below follow a
+reference to a resource (`only_id`, `function_id`) or across the stacks' SSM hand-over (`published`).
+The JSON itself is read only for invariants Match cannot state (every rule of every security group,
+every taggable resource) and for the snapshots.
 """
 
 from __future__ import annotations
@@ -177,17 +182,6 @@ def only_id(template: Template, resource_type: str) -> str:
     template.resource_count_is(resource_type, 1)
     (found,) = template.find_resources(resource_type)
     return str(found)
-
-
-def resources_of_type(template_json: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    """Resources by logical id (used only to follow references, never asserted on)."""
-    return {key: value for key, value in template_json["Resources"].items() if value["Type"] == resource_type}
-
-
-def only_resource(template_json: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
-    found = resources_of_type(template_json, resource_type)
-    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
-    return next(iter(found.items()))
 
 
 def published(synthesis: Synthesis, environment: str, reference: Any) -> Any:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk.assertions import Capture
 
 from stacks import bundling
 from stacks.bytecode import bytecode_python
@@ -19,14 +20,11 @@ MIGRATION_HANDLER = "flagservice.migrate_function.lambda_handler"
 @pytest.fixture(scope="module")
 def asset_dir(synthesis: Synthesis) -> Path:
     """The folder CDK staged for the migration function (the same asset every function uses)."""
-    template: dict[str, Any] = synthesis.template_json("dev")
-    (function,) = [
-        r
-        for r in template["Resources"].values()
-        if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == MIGRATION_HANDLER
-    ]
-    asset_hash = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
-    return synthesis.outdir / f"asset.{asset_hash}"
+    key = Capture()
+    synthesis.template("dev").has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": MIGRATION_HANDLER, "Code": {"S3Key": key}}
+    )
+    return synthesis.outdir / f"asset.{key.as_string().removesuffix('.zip')}"
 
 
 @pytest.fixture

@@ -7,9 +7,12 @@ from typing import Any
 from aws_cdk.assertions import Capture, Match, Template
 
 from stacks.config import EnvironmentConfig
-from tests.infrastructure.conftest import resources_of_type
 
 CACHE_PORT, DATABASE_PORT, HTTPS_PORT = 6379, 5432, 443
+
+
+def resources_of_type(template_json: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {key: value for key, value in template_json["Resources"].items() if value["Type"] == resource_type}
 
 
 def _security_group_rules(template_json: dict[str, Any]) -> list[dict[str, Any]]:
