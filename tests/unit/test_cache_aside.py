@@ -83,16 +83,20 @@ def test_a_missing_flag_is_cached_negatively_and_a_create_clears_it(
 def test_redis_down_reads_bypass_to_postgresql_and_the_breaker_stops_waiting(
     svc: FlagService, cache: InMemoryFlagCache, clock: Clock
 ) -> None:
+    # Given a cached flag and Redis down
     create()
     cache.down = True
     before = cache.attempts
+    # When six reads come in, each is served from PostgreSQL as a degraded BYPASS
     answers = [call("GET", "/flags/checkout") for _ in range(6)]
     assert {(a.status, a.headers["x-cache"], a.headers["x-flags-degraded"]) for a in answers} == {
         (200, "BYPASS", "true")
     }
+    # Then Redis was tried once per request until the breaker opened, and not at all after
     attempts = cache.attempts
     call("GET", "/flags/checkout")
     assert attempts - before == 3 and cache.attempts == attempts  # one per request until open, then none
+    # And after the cooldown one probe goes to Redis
     clock.now += 1.5
     call("GET", "/flags/checkout")
     assert cache.attempts == attempts + 1  # one probe after the cooldown
@@ -115,12 +119,15 @@ def test_a_kill_switch_flipped_while_redis_is_down_holds_when_it_returns(
 def test_postgresql_down_serves_the_last_known_good_copy_as_stale(
     svc: FlagService, cache: InMemoryFlagCache, repo: InMemoryFlagRepository
 ) -> None:
+    # Given a cached copy past its soft expiry and PostgreSQL down
     create()
     cache.soft_ttl = 0
     create()  # re-cached with a soft expiry already past
     repo.down = True
+    # When the flag is read, the last known good copy is served as STALE
     answer = call("GET", "/flags/checkout")
     assert (answer.status, answer.headers["x-cache"], answer.headers["x-flags-degraded"]) == (200, "STALE", "true")
+    # Then a flag that was never cached cannot be served
     never = call("GET", "/flags/never-seen")
     assert (never.status, never.json["errorCode"]) == (503, "SERVICE_UNAVAILABLE")
 
@@ -191,13 +198,16 @@ def test_list_reports_miss_and_fills_entries(svc: FlagService, cache: InMemoryFl
 def test_a_stats_send_into_a_silent_redis_never_closes_the_breaker(
     svc: FlagService, cache: InMemoryFlagCache, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Given Redis silent (a stats send into it 'succeeds') and the breaker opened by three failures
     create()
     cache.down = True
     monkeypatch.setattr(cache, "flush_stats", lambda: None)  # a send into a dropped connection "succeeds"
     for _ in range(3):
         call("GET", "/flags/checkout")  # three failures: the breaker opens
+    # When the probe after the cooldown is only the stats send
     clock.now += 1.5  # past the cooldown: the next Redis call is the one probe
     call("GET", "/admin/flags/checkout/history", headers=BEARER)  # no cache call, only the stats send
+    # Then the next reads make one failed probe and no more: the send had not closed the breaker
     attempts = cache.attempts
     call("GET", "/flags/checkout")
     call("GET", "/flags/checkout")
@@ -214,11 +224,14 @@ def bulk_values(answer: Any) -> dict[str, Any]:
 def test_a_bulk_snapshot_never_outlives_a_write_applied_after_it(
     svc: FlagService, cache: InMemoryFlagCache, clock: Clock
 ) -> None:
+    # Given a bulk answer with its ETag
     create("kill")
     first = call("POST", "/ofrep/v1/evaluate/flags", body=BULK)
+    # When another container flips the kill switch and this one revalidates
     other = FlagService(svc.reads.repository, cache)  # another container flips the kill switch
     other.patch_flag("kill", {"enabled": False}, actor="oncall", if_match=None)
     svc.reads.l1.clear()  # past this container's 250 ms revalidation
+    # Then the conditional bulk read shows the write under a new ETag
     again = call("POST", "/ofrep/v1/evaluate/flags", body=BULK, headers={"If-None-Match": first.headers["etag"]})
     assert again.status == 200 and bulk_values(again) == {"kill": False}
     assert again.headers["etag"] != first.headers["etag"]
@@ -246,12 +259,15 @@ def test_postgresql_down_overlays_newer_entries_on_an_outdated_snapshot(
 def test_an_expired_snapshot_is_stale_while_its_refresh_fails_and_a_hit_during_a_healthy_one(
     svc: FlagService, cache: InMemoryFlagCache, repo: InMemoryFlagRepository
 ) -> None:
+    # Given a bulk snapshot born expired
     create("a")
     cache.soft_ttl = 0
     call("POST", "/ofrep/v1/evaluate/flags", body=BULK)  # snapshot born expired
     svc.reads.l1.clear()
+    # When another container holds the rebuild lease, the expired snapshot is still a HIT
     cache.leases["*"] = cache.clock() + 60  # another container holds the rebuild lease
     assert call("POST", "/ofrep/v1/evaluate/flags", body=BULK).headers["x-cache"] == "HIT"
+    # Then with PostgreSQL down its failed refresh serves it as STALE
     repo.down = True
     svc.reads.l1.clear()
     answer = call("POST", "/ofrep/v1/evaluate/flags", body=BULK)

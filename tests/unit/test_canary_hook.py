@@ -287,13 +287,16 @@ def test_an_unhealthy_version_fails_before_any_flag_read(stubbed: Aws, health: d
 
 
 def test_a_degraded_version_passes_only_when_degraded_is_accepted(stubbed: Aws) -> None:
+    # Given a new version whose /health says degraded (the cache unavailable)
     degraded = answer(200, {"status": "degraded", "cache": "unavailable", "database": "ok"})
     bypass = answer(404, {"errorCode": "FLAG_NOT_FOUND", "errorDetails": "no such flag"}, {"X-Cache": "BYPASS"})
+    # When degraded is not accepted, the hook reports Failed
     stubbed.record()
     stubbed.invoked("/health", degraded)
     stubbed.reported("Failed")
     assert stubbed.run() == "Failed"
 
+    # Then with ACCEPT_DEGRADED it goes on to the flag read (a BYPASS) and reports Succeeded
     again = Aws()
     again.record()
     again.invoked("/health", degraded)
@@ -351,6 +354,7 @@ def test_the_probe_events_look_like_the_catch_all_proxy_resource() -> None:
 
 @pytest.mark.usefixtures("aws")
 def test_get_deployment_on_moto_names_the_application_and_revision_the_hook_passes_on() -> None:
+    # Given a deployment recorded by moto's CodeDeploy, with an AppSpec naming version 9
     codedeploy: Any = boto3.client("codedeploy", region_name=REGION)
     codedeploy.create_application(applicationName=APPLICATION, computePlatform="Lambda")
     role = "arn:aws:iam::123456789012:role/codedeploy"
@@ -360,8 +364,10 @@ def test_get_deployment_on_moto_names_the_application_and_revision_the_hook_pass
         applicationName=APPLICATION, deploymentGroupName="flags", revision=revision
     )["deploymentId"]
 
+    # When the hook reads the deployment
     application, recorded = canary_hook.deployment_revision(codedeploy, deployment_id)
 
+    # Then it names the application and the revision
     assert application == APPLICATION and recorded["revisionType"] == "AppSpecContent"
     # moto stops here (GetApplicationRevision raises NotImplementedError): the hook then checks the version
     # the stack published, as it would if AWS refused or changed the call.

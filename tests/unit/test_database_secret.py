@@ -100,6 +100,7 @@ def test_the_address_variables_are_read_from_the_environment() -> None:
 
 @pytest.mark.usefixtures("aws")
 def test_the_deployed_settings_give_the_repository_a_per_connection_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given deployed settings naming RDS's managed secret
     arn = create_secret(managed_secret("pw"))
     settings = load_settings(
         {"REDIS_URL": "rediss://h:6379", "DB_SECRET_ARN": arn, "DB_HOST": "db-host", "DB_NAME": "flags"}
@@ -107,8 +108,10 @@ def test_the_deployed_settings_give_the_repository_a_per_connection_source(monke
     given: list[Any] = []
     monkeypatch.setattr(wiring.PostgresFlagRepository, "connect", lambda conninfo, **_: given.append(conninfo))
 
+    # When the repository is built
     wiring.build_repository(settings)
 
+    # Then it gets a source of connection strings: the address from the settings, TLS required
     (source,) = given
     assert conninfo_to_dict(source()) | {"password": "-"} == {
         "host": "db-host",

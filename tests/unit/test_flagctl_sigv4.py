@@ -143,12 +143,15 @@ def test_signing_reproduces_the_aws_test_suite(url: str, signature: str) -> None
 
 
 def test_a_recorded_kill_switch_request_is_signed_exactly_as_recorded() -> None:
+    # Given the recorded time, credentials and endpoint
     at(RECORDED_TIME)
     opener = CapturingOpener()
     client = FlagClient(RECORDED_URL, auth=AwsAuth(RECORDED_CREDENTIALS, "eu-central-1"), opener=opener)
 
+    # When flagctl flips the kill switch
     client.kill("checkout-v2", if_match="7")
 
+    # Then its one request carries exactly the recorded signature
     (request,) = opener.requests
     sent = {k.lower(): v for k, v in request.header_items()}
     assert request.get_method() == "PATCH" and request.full_url == f"{RECORDED_URL}/admin/flags/checkout-v2"

@@ -24,23 +24,28 @@ class Clock:
 
 
 def test_entries_are_kept_while_the_revision_holds_and_dropped_when_it_moves() -> None:
+    # Given an entry cached at revision 7
     clock = Clock()
     l1: L1Cache[str] = L1Cache(max_age=1.0, clock=clock)
     l1.observe(7)
     l1.put("a", "A")
+    # When it is due for validation, it is still served; the same revision keeps it
     clock.now += 0.3
     assert l1.needs_validation and l1.get("a") == (True, "A")
     l1.observe(7)
     assert not l1.needs_validation and l1.get("a") == (True, "A")
+    # Then a newer revision drops it
     l1.observe(8)
     assert l1.get("a") == (False, None)
 
 
 def test_an_entry_is_never_served_older_than_max_age() -> None:
+    # Given an entry cached at revision 1
     clock = Clock()
     l1: L1Cache[str] = L1Cache(max_age=1.0, clock=clock)
     l1.observe(1)
     l1.put("a", "A")
+    # When it is older than max_age, even an unchanged revision does not keep it
     clock.now += 1.01
     l1.observe(1)
     assert l1.get("a") == (False, None)

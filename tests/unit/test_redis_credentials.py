@@ -66,15 +66,18 @@ def reference_token(*, user: str, cache_name: str, region: str) -> str:
 
 
 def test_credentials_are_fetched_once_and_reused_until_they_are_old() -> None:
+    # Given credentials that are good for 60 s
     clock, fetches = Clock(), Fetches()
     credentials = RefreshingCredentials(fetches, max_age=60, clock=clock)
 
+    # When they are asked for at 0 s, 59 s and 60 s
     first = credentials.get_credentials()
     clock.now = 59
     again = credentials.get_credentials()
     clock.now = 60
     later = credentials.get_credentials()
 
+    # Then the first fetch is reused until it is 60 s old
     assert (first, again, later) == (("password-1",), ("password-1",), ("password-2",))
 
 
