@@ -253,8 +253,10 @@ def test_if_match_accepts_strong_validators_a_list_and_star(service: FlagService
 def test_hostile_input_gets_its_error_and_writes_nothing(
     service: FlagService, method: str, path: str, spec: dict[str, Any], status: int, code: str
 ) -> None:
+    # Given a flag, and the source of truth's change counter
     create()
     before = service._repository.revision()  # noqa: SLF001 - the source of truth's own change counter
+    # When the hostile request is sent, with the credentials and If-Match it names
     headers = {}
     auth = spec.get("auth", BEARER["Authorization"])
     if auth:
@@ -262,6 +264,7 @@ def test_hostile_input_gets_its_error_and_writes_nothing(
     if "if_match" in spec:
         headers["If-Match"] = spec["if_match"]
     answer = call(method, path, headers=headers, body=spec.get("body"), raw=spec.get("raw"), query=spec.get("query"))
+    # Then it gets its error in the contract's shape, and nothing was written
     assert (answer.status, answer.json["errorCode"]) == (status, code), answer.body
     assert set(answer.json) <= {"errorCode", "errorDetails", "key"} and answer.json["errorDetails"]
     assert "Traceback" not in answer.body

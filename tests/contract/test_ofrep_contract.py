@@ -98,14 +98,17 @@ def test_unknown_top_level_fields_are_ignored() -> None:
 
 
 def test_bulk_includes_disabled_flags_and_per_flag_errors_and_honours_the_etag() -> None:
+    # Given an enabled, a disabled and a split flag
     create("a")
     create("b", enabled=False)
     create("split", **SPLIT)
     body = {"context": {"country": "DE"}}
+    # When bulk is asked without a targeting key, every flag is in it: disabled, and the split as an error
     first = call("POST", "/ofrep/v1/evaluate/flags", body=body)
     items = {item["key"]: item for item in first.json["flags"]}
     assert first.status == 200 and set(items) == {"a", "b", "split"}
     assert items["b"]["reason"] == "DISABLED" and items["split"]["errorCode"] == "TARGETING_KEY_MISSING"
+    # Then the same context with its ETag is a 304, another context is answered in full
     etag = first.headers["etag"]
     again = call("POST", "/ofrep/v1/evaluate/flags", body=body, headers={"If-None-Match": etag})
     assert (again.status, again.body, again.headers["etag"]) == (304, "", etag)
@@ -113,6 +116,7 @@ def test_bulk_includes_disabled_flags_and_per_flag_errors_and_honours_the_etag()
         "POST", "/ofrep/v1/evaluate/flags", body={"context": {"country": "FR"}}, headers={"If-None-Match": etag}
     )
     assert other_context.status == 200
+    # And after a write the ETag no longer matches
     call("PATCH", "/admin/flags/a", body={"enabled": False}, headers=BEARER)
     changed = call("POST", "/ofrep/v1/evaluate/flags", body=body, headers={"If-None-Match": etag})
     assert changed.status == 200 and changed.headers["etag"] != etag

@@ -167,11 +167,13 @@ def test_access_logs_are_json_lines_with_the_caller_in_their_own_group(
 
 
 def test_each_api_key_gets_the_usage_plan_throttle(service_template: Template, config: EnvironmentConfig) -> None:
+    # Given the usage plan, the readers' key and the stage
     plan = only_id(service_template, "AWS::ApiGateway::UsagePlan")
     key = only_id(service_template, "AWS::ApiGateway::ApiKey")
     stage = only_id(service_template, "AWS::ApiGateway::Stage")
     throttle = {"RateLimit": config.api.key_throttle_rate_per_second, "BurstLimit": config.api.key_throttle_burst}
 
+    # Then the plan throttles each key on that stage, and the key is in the plan
     service_template.has_resource_properties(
         "AWS::ApiGateway::UsagePlan",
         {"Throttle": Match.exact(throttle), "ApiStages": [Match.object_like({"Stage": {"Ref": stage}})]},

@@ -65,14 +65,17 @@ def test_the_asset_carries_bytecode_for_lambda_python_when_one_is_available(asse
 def test_the_asset_hash_follows_requirements_and_runtime_but_not_the_local_server(
     runtime_copy: tuple[Path, Path],
 ) -> None:
+    # Given a runtime folder and its hash
     runtime, requirements = runtime_copy
     original = bundling.asset_hash(runtime, requirements)
 
+    # When only the local server and bytecode change, the hash does not
     (runtime / "flagservice" / "local" / "server.py").write_text("print('changed')\n")
     (runtime / "flagservice" / "__pycache__").mkdir()
     (runtime / "flagservice" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
     assert bundling.asset_hash(runtime, requirements) == original
 
+    # Then a change to the runtime, then to the requirements, each give another hash
     (runtime / "flagservice" / "__init__.py").write_text("VERSION = 2\n")
     changed_code = bundling.asset_hash(runtime, requirements)
     requirements.write_text("mmh3==5.3.0\n")
@@ -92,6 +95,7 @@ def test_installed_dependencies_are_reused_without_running_pip(monkeypatch: pyte
 def test_pip_targets_lambda_platform_and_keeps_byte_compilation(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runtime_copy: tuple[Path, Path]
 ) -> None:
+    # Given pip recorded instead of run
     _, requirements = runtime_copy
     commands: list[list[str]] = []
     real_run = subprocess.run
@@ -102,9 +106,11 @@ def test_pip_targets_lambda_platform_and_keeps_byte_compilation(
         commands.append(command)
         return subprocess.CompletedProcess(command, 0, "", "")
 
+    # When the dependencies are installed
     monkeypatch.setattr(bundling.subprocess, "run", record)
     installed = bundling.install_dependencies(requirements, cache=tmp_path / "cache")
 
+    # Then one pip command targets Lambda's platform and Python, and compiles bytecode
     (command,) = commands
     assert installed.is_dir() and installed.parent == tmp_path / "cache"
     assert "--no-compile" not in command

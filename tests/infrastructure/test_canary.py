@@ -161,13 +161,16 @@ def test_the_stack_tells_the_hook_the_version_it_publishes(service_template: Tem
 
 
 def test_a_deploy_context_lets_a_degraded_version_through(tmp_path: Path) -> None:
+    # Given the deploy context that accepts a degraded version
     app = app_module.create_app(str(tmp_path))
     app.node.set_context(ACCEPT_DEGRADED_CONTEXT, "true")  # as `cdk deploy -c ...=true` sets it
     app.node.set_context("aws:cdk:bundling-stacks", [])
 
+    # When dev's service stack is built with it
     stacks = app_module.build_environment(app, load_environments()["dev"], None)
     template = Template.from_stack(stacks.service, skip_cyclical_dependencies_check=True)
 
+    # Then the canary's 5xx alarm reads the non-503 answers only
     assert stacks.service.canary.accept_degraded is True
     # A 503 then means the store that is down, not the release: only the other 5xx roll back.
     template.has_resource_properties(

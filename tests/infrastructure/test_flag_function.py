@@ -180,12 +180,14 @@ def test_the_function_runs_in_the_isolated_subnets_with_the_function_security_gr
 def test_the_function_reads_only_the_database_secret_and_signs_in_to_its_caches_as_its_user(
     service_template: Template, config: EnvironmentConfig
 ) -> None:
+    # Given the flag function's role
     role = Capture()
     flag_function_has(service_template, {"Role": {"Fn::GetAtt": [role, "Arn"]}})
 
     def arn_ending(name: str) -> dict[str, Any]:
         return {"Fn::Join": ["", Match.array_with([name])]}
 
+    # Then its one policy reads the database secret and connects to its cache as its user, and nothing else
     read = {
         "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
         "Resource": variables(service_template)["DB_SECRET_ARN"],

@@ -59,6 +59,8 @@ def test_service_metrics_are_read_from_the_environment_namespace_with_the_servic
 ) -> None:
     namespace = f"FeatureFlags/{config.name}"
 
+    # Given our alarms on a metric of ours: a handler metric with the service dimension, or a metric
+    # filter's count, in this environment's namespace
     reading_ours = monitoring_alarms(service_template, {"Namespace": FEATURE_FLAGS})
     emitted = monitoring_alarms(
         service_template,
@@ -68,6 +70,7 @@ def test_service_metrics_are_read_from_the_environment_namespace_with_the_servic
     ours_in_math = Match.object_like({"MetricStat": {"Metric": {"Namespace": FEATURE_FLAGS}}})
     math_on_ours = monitoring_alarms(service_template, {"Metrics": Match.array_with([ours_in_math])})
 
+    # Then those are all of them
     assert reading_ours and set(reading_ours) == set(emitted) | set(counted)
     # The one metric-math alarm on our metrics: each of its metrics is checked in the next test.
     assert [alarm["Properties"]["AlarmName"] for alarm in math_on_ours.values()] == [

@@ -181,14 +181,17 @@ def test_each_kind_of_single_answer_conforms(
 
 
 def test_bulk_answers_with_error_items_and_304_conform(spec: Any, ofrep_server: LocalServer) -> None:
+    # Given a bulk request without a targeting key: the split flags are error items
     operation = spec["/ofrep/v1/evaluate/flags"]["POST"]
     body = {"context": {"country": "DE"}}  # no targetingKey: the split flags are error items
 
+    # When it is sent, then sent again with the ETag, each answer validated against the spec
     first = operation.Case(body=body, media_type="application/json").call_and_validate(base_url=ofrep_server.url)
     etag = first.headers["etag"][0]
     again = operation.Case(body=body, headers={"If-None-Match": etag}, media_type="application/json")
     unchanged = again.call_and_validate(base_url=ofrep_server.url)
 
+    # Then every flag is in the first, the split one as an error, and the second is a 304
     items = {item["key"]: item for item in first.json()["flags"]}
     assert items.keys() == {flag["key"] for flag in flags.all_flags()}
     assert items[flags.SPLIT]["errorCode"] == "TARGETING_KEY_MISSING" and items[flags.DISABLED]["reason"] == "DISABLED"
