@@ -73,13 +73,16 @@ def test_http_bench_runs_sequential_and_open_loop_loads(cluster: Cluster, result
 
 
 def test_peer_comparison_renders_with_our_server_standing_in_for_the_peer(cluster: Cluster, results_dir: Path) -> None:
+    # Given our server standing in for Unleash on one of the two routes
     plan, server = compare.QUICK, cluster.servers[0]
     local_server.create_flag(server)
     ours = local_server.our_targets(server.port)
     targets = {"get_flag": ours["get_flag"], "unleash": ours["ofrep_bulk"]}
 
+    # When both are measured
     measured = compare.measure(targets, dict.fromkeys(targets, [server.process.pid]), plan, use_wrk=False)
 
+    # Then the results compare them route by route and render
     results = {
         "plan": vars(plan), "targets": measured, "ratios": compare.ratios(measured),
         "memory": {"ours": {"total_rss_kib": 1, "processes": 1}, "unleash": {"total_rss_kib": 1, "processes": 1}},
@@ -92,12 +95,15 @@ def test_peer_comparison_renders_with_our_server_standing_in_for_the_peer(cluste
 
 
 def test_readme_section_is_generated_between_markers_and_regenerated_in_place(results_dir: Path) -> None:
+    # Given a README without markers
     readme = results_dir / "README.md"
     readme.write_text("# flag service\n")
 
+    # When the generator runs twice
     for _ in range(2):
         assert readme_generator.main(["--readme", str(readme), "--results", str(results_dir)]) == 0
 
+    # Then the Performance section is there once, from the results the tests above wrote
     text = readme.read_text()
     start, _ = readme_generator.markers("performance")
     assert text.count(start) == 1 and text.count("## Performance") == 1

@@ -95,6 +95,7 @@ def test_a_fresh_container_repairs_a_redis_behind_postgresql_in_its_next_sync(
 def test_a_write_drops_the_flag_in_the_previous_and_the_next_schema_namespace(
     postgres_url: str, redis_url: str
 ) -> None:
+    # Given entries for the flag under the previous and the next schema version
     clean_database(postgres_url)
     cache = redis_cache(redis_url)
     service = FlagService(PostgresFlagRepository.connect(postgres_url), cache)
@@ -102,5 +103,7 @@ def test_a_write_drops_the_flag_in_the_previous_and_the_next_schema_namespace(
     others = [redis_keys.flag_key(env, "k", schema=redis_keys.SCHEMA_VERSION + step) for step in (-1, 1)]
     for name in others:
         client.set(name, "1|99999999999999||")
+    # When the flag is written
     service.put_flag(define("k"), actor="t", if_match=None)
+    # Then both are gone
     assert [client.exists(name) for name in others] == [0, 0]

@@ -186,6 +186,7 @@ def test_if_match_star_lands_on_top_of_a_concurrent_kill_switch(
 
 
 def test_concurrent_patches_never_lose_a_field(containers: list[FlagService], postgres_url: str) -> None:
+    # Given a flag
     clean_database(postgres_url)
     first, second, _ = containers
     first.put_flag(define("f", description="0"), actor="t", if_match=None)
@@ -197,6 +198,7 @@ def test_concurrent_patches_never_lose_a_field(containers: list[FlagService], po
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
+    # When two containers patch different fields of it at once
     threads = [
         threading.Thread(target=patch, args=(first, {"enabled": False})),
         threading.Thread(target=patch, args=(second, {"description": "edited"})),
@@ -205,6 +207,7 @@ def test_concurrent_patches_never_lose_a_field(containers: list[FlagService], po
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
+    # Then both changes are kept, as two versions
     flag = first.reads.repository.get("f")
     assert not errors and flag is not None
     assert (flag.definition.enabled, flag.definition.description, flag.version) == (False, "edited", 3)

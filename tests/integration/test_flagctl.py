@@ -136,14 +136,17 @@ def test_kill_switches_a_flag_off_for_every_reader(server_url: str, tmp_path: Pa
 
 
 def test_revert_restores_an_earlier_definition_and_history_shows_every_step(server_url: str, tmp_path: Path) -> None:
+    # Given a flag created, then killed
     key = fresh_key()
     create(server_url, tmp_path, key)
     flagctl(server_url, "kill", key)
 
+    # When it is reverted to version 1, and its history asked as a table and as JSON
     code, out, _ = flagctl(server_url, "revert", key, "1")
     _, table, _ = flagctl(server_url, "history", key)
     _, as_json, _ = flagctl(server_url, "--json", "history", key)
 
+    # Then version 3 is version 1's definition, and the history shows every step, newest first
     assert code == 0 and json.loads(out)["enabled"] is True and json.loads(out)["version"] == 3
     rows = [line.split() for line in table.splitlines()[1:]]
     assert [(r[0], r[1], r[2], r[4]) for r in rows] == [

@@ -66,15 +66,18 @@ def test_a_server_that_never_answers_gets_every_request_due_and_each_one_fails(l
 
 
 def test_latency_runs_from_the_due_time_so_queueing_behind_a_slow_server_counts(listener: socket.socket) -> None:
+    # Given a server that answers one request at a time, in 50 ms each
     stop = threading.Event()
     server = threading.Thread(target=slow_server, args=(listener, 0.05, stop), daemon=True)
     server.start()
+    # When requests are due every 25 ms for a second
     probe = stream(listener, rate=40.0)  # one every 25 ms, served one at a time in 50 ms each
     loop = OpenLoop([probe], timeout=5.0, connections=1).start()
     time.sleep(1.0)
     loop.stop()
     stop.set()
 
+    # Then latencies grow with the queue (from each request's due time), far past 50 ms
     answered = [reply for reply in probe.replies if reply.status == 200]
     assert len(answered) >= 35
     assert max(reply.latency for reply in answered) > 0.5  # a closed loop would have said 50 ms every time

@@ -37,17 +37,20 @@ def audit_rows(url: str) -> int:
 
 
 def test_postgresql_stopped_with_a_warm_cache(postgres: ServerProcess, redis_url: str) -> None:
+    # Given five cached flags, and PostgreSQL stopped
     service = FlagService(PostgresFlagRepository.connect(postgres.url), redis_cache(redis_url))
     for i in range(5):
         service.put_flag(FlagDefinition.model_validate({"key": f"f{i}", "enabled": True}), actor="t", if_match=None)
     before = audit_rows(postgres.url)
     postgres.stop()
 
+    # When they are read, they are hits; a flag never cached cannot be served
     served = [service.get_flag(f"f{i}") for i in range(5) for _ in range(10)]
     assert {lookup.outcome for lookup in served} == {CacheOutcome.HIT}
     with pytest.raises(StoreUnavailableError):
         service.get_flag("never-cached")
 
+    # Then writes are refused fast
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError):
         service.patch_flag("f1", {"enabled": False}, actor="t", if_match=None)
@@ -55,6 +58,7 @@ def test_postgresql_stopped_with_a_warm_cache(postgres: ServerProcess, redis_url
         service.put_flag(FlagDefinition.model_validate({"key": "new", "enabled": True}), actor="t", if_match=None)
     assert time.monotonic() - started < 2 * WRITE_DEADLINE
 
+    # And once PostgreSQL is back, none was applied, and writes work again within 10 s
     restarted = postgres.restart()
     assert audit_rows(restarted.url) == before
     deadline = time.monotonic() + 10

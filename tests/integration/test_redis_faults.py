@@ -55,9 +55,12 @@ def read_all(service: FlagService) -> list[CacheOutcome]:
 def test_redis_killed_under_reads_fails_none_and_hits_again_after_it_returns_empty(
     flags: FlagService, redis_server: ServerProcess
 ) -> None:
+    # Given every flag served from Redis
     assert set(read_all(flags)) == {CacheOutcome.HIT}
+    # When Redis is killed, past the in-process cache's revalidation
     redis_server.kill()
     time.sleep(L1_REVALIDATE * 1.2)  # past the in-process cache's revalidation: every read must ask Redis
+    # Then no read fails: every one bypasses to PostgreSQL
     failures, outcomes = 0, []
     for _ in range(40):
         try:
@@ -65,6 +68,7 @@ def test_redis_killed_under_reads_fails_none_and_hits_again_after_it_returns_emp
         except FlagServiceError:
             failures += 1
     assert failures == 0 and set(outcomes) == {CacheOutcome.BYPASS}
+    # And once Redis is back, empty, reads become hits again
     restarted = redis_server.restart()  # same port, and empty: no persistence
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and CacheOutcome.HIT not in read_all(flags):
@@ -76,14 +80,17 @@ def test_redis_killed_under_reads_fails_none_and_hits_again_after_it_returns_emp
 def test_a_paused_redis_costs_a_request_at_most_the_timeout_with_one_retry_then_nothing(
     flags: FlagService, redis_server: ServerProcess
 ) -> None:
+    # Given a warm cache, then Redis paused (connections open, nothing answers)
     read_all(flags)
     redis_server.pause()
     time.sleep(L1_REVALIDATE * 1.2)
+    # When six reads are timed
     waits = []
     for _ in range(6):
         started = time.perf_counter()
         assert flags.get_flag("f1").outcome is CacheOutcome.BYPASS
         waits.append(time.perf_counter() - started)
+    # Then the first ones wait at most the timeout with one retry, and once the breaker opens, not at all
     print("waits against a paused redis (s):", [round(w, 4) for w in waits])
     assert max(waits[:3]) < 2 * WORST_WAIT, waits  # before the breaker opened: bounded
     assert max(waits[3:]) < 0.05, waits  # breaker open: Redis is not waited on at all
@@ -93,12 +100,15 @@ def test_a_paused_redis_costs_a_request_at_most_the_timeout_with_one_retry_then_
 def test_a_kill_switch_flipped_while_redis_is_paused_holds_when_it_resumes(
     flags: FlagService, redis_server: ServerProcess, postgres_url: str
 ) -> None:
+    # Given another container that has the flag enabled in its caches
     other_container = FlagService(PostgresFlagRepository.connect(postgres_url), redis_cache(redis_server.url))
     other_container.reads.cache._env = flags.reads.cache._env  # noqa: SLF001 - same environment namespace
     assert other_container.get_flag("f1").flag.definition.enabled is True
+    # When the kill switch is flipped while Redis is paused
     redis_server.pause()
     result = flags.patch_flag("f1", {"enabled": False}, actor="oncall", if_match=None)
     assert result.flag is not None and result.flag.definition.enabled is False
+    # Then once Redis resumes, the other container serves it disabled within 5 s
     redis_server.resume()
     deadline = time.monotonic() + 5
     seen = True
@@ -119,6 +129,7 @@ def test_the_in_process_cache_is_not_trusted_past_its_revalidation_once_redis_is
 
 
 def test_an_exhausted_pool_falls_back_after_the_pool_timeout_and_counts_it(postgres_url: str, redis_url: str) -> None:
+    # Given a pool of one connection, held by a blocked command
     clean_database(postgres_url)
     exhausted = []
     cache = redis_cache(redis_url, client={"max_connections": 1}, on_pool_exhausted=lambda: exhausted.append(1))
@@ -126,7 +137,9 @@ def test_an_exhausted_pool_falls_back_after_the_pool_timeout_and_counts_it(postg
     service.put_flag(FlagDefinition.model_validate({"key": "f", "enabled": True}), actor="t", if_match=None)
     held = cache._client.connection_pool.get_connection()  # noqa: SLF001 - a blocked command holding the only one
     time.sleep(L1_REVALIDATE * 1.2)
+    # When a read needs Redis
     started = time.perf_counter()
     assert service.get_flag("f").outcome is CacheOutcome.BYPASS
+    # Then it bypassed within the pool timeout, and the exhaustion was counted
     assert time.perf_counter() - started < 2 * WORST_WAIT and exhausted
     cache._client.connection_pool.release(held)  # noqa: SLF001

@@ -15,15 +15,18 @@ from flagservice.settings import load_settings
 
 
 def test_the_peak_is_the_most_connections_checked_out_at_once_since_the_last_take(redis_url: str) -> None:
+    # Given a peak-tracking pool
     client = RedisFlagCache.client_for(redis_url, max_connections=5)
     pool = client.connection_pool
     assert isinstance(pool, PeakTrackingPool)
 
+    # When three connections are checked out at once, released, and one command runs
     held = [pool.get_connection() for _ in range(3)]
     for connection in held:
         pool.release(connection)
     client.ping()
 
+    # Then the peak is three, though none is in use, and taking it starts a new period
     assert pool.in_use() == 0  # what a gauge at the end of the request reads
     assert pool.take_peak() == 3
     assert pool.take_peak() == 0  # a new period starts from what is in use now

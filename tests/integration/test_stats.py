@@ -9,6 +9,7 @@ from tests.conftest import clean_database, redis_cache
 
 
 def test_a_container_sees_the_reads_another_container_just_served(postgres_url: str, redis_url: str) -> None:
+    # Given two containers of one environment, and five reads served by the first
     clean_database(postgres_url)
     first = redis_cache(redis_url)
     second = redis_cache(redis_url, env=first._env)  # noqa: SLF001 - two containers of one environment
@@ -18,7 +19,9 @@ def test_a_container_sees_the_reads_another_container_just_served(postgres_url: 
     for _ in range(5):
         serving.get_flag("k")  # the first is a Redis hit, the rest in-process hits: all hits
 
+    # When the second asks for the cache stats
     stats = asking.cache_stats()
 
+    # Then it sees those five hits
     assert (stats["hits"], stats["misses"]) == (5, 0)
     assert stats["flags"] == [{"key": "k", "hits": 5, "misses": 0, "hitRate": 1.0}]
