@@ -97,10 +97,11 @@ class CacheAside:
     outbox_pending: int = 0  # reported by the background sync, published with the gauges
     _last_gauges: float = float("-inf")
     _failed: bool = False
+    _in_request: bool = False
 
     def begin(self) -> None:
         """Start of a request: after one Redis failure in a request, the rest of it skips Redis."""
-        self._failed = False
+        self._failed, self._in_request = False, True
 
     def cache_call(self, call: Callable[[FlagCache], T]) -> T | Literal[Unavailable.CACHE]:
         """Call Redis unless it failed in this request or its breaker is open."""
@@ -109,7 +110,7 @@ class CacheAside:
         try:
             result = call(self.cache)
         except CacheUnavailableError as exc:
-            self._failed = True
+            self._failed = self._in_request  # outside a request scope each call stands alone
             self.breaker.record_failure()
             telemetry.record_count("CacheError")
             telemetry.logger.warning("cache unavailable", error=str(exc)[:200])
@@ -403,6 +404,7 @@ class CacheAside:
 
     def finish(self) -> None:
         """End of a request: its counts go to Redis (a send, no wait); once a second, the gauges too."""
+        self._in_request = False
         if self.cache is None:
             return
         self._send_stats(self.cache)
