@@ -165,7 +165,7 @@ class FlagService:
         if self.reads.apply_write(result):
             # If this fails the row stays pending, and the background sync applies it again, harmlessly.
             with contextlib.suppress(StoreUnavailableError):
-                self._repository.clear_outbox([result.outbox_id])
+                self._repository.clear_outbox([result.outbox_id], best_effort=True)
         enabled = result.flag.definition.enabled if result.flag else None
         logger.info(
             "flag audit",
