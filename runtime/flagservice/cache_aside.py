@@ -268,16 +268,17 @@ class CacheAside:
 
     # -- every flag (bulk evaluation) -----------------------------------------------------------------
 
-    def all_flags(self) -> FlagSet:
+    def all_flags(self, *, at_least: int | None = None) -> FlagSet:
         """Every live flag, from a snapshot never older than a write applied to Redis.
 
         The snapshot is built from one consistent database read (the flags and the committed revision
         they are the state of) and is current while no write with a higher revision was applied. Its
         rebuild has a lease like a flag's refill; while PostgreSQL cannot rebuild it, an outdated
         snapshot is served with every newer per-flag entry from Redis laid over it (STALE).
+        `at_least` (an event's revision) skips an in-process snapshot older than it: Redis's is as new.
         """
         found, held = self._validated_l1(SNAPSHOT)
-        if found:
+        if found and (at_least is None or held.version >= at_least):
             return FlagSet(held.flags, held.version, CacheOutcome.HIT, str(held.version))
         deadline = time.monotonic() + LEASE_WAIT
         retried = False

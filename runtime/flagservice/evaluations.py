@@ -44,6 +44,7 @@ class BulkAnswer:
     answers: list[FlagAnswer] | None
     etag: str
     outcome: CacheOutcome
+    revision: int
 
 
 def answer(flag: StoredFlag, context: Mapping[str, Any]) -> FlagAnswer:
@@ -75,9 +76,12 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def evaluate_all(reads: CacheAside, context: Mapping[str, Any], if_none_match: str | None) -> BulkAnswer:
-    flag_set = reads.all_flags()
+def evaluate_all(
+    reads: CacheAside, context: Mapping[str, Any], if_none_match: str | None, at_least: int | None = None
+) -> BulkAnswer:
+    flag_set = reads.all_flags(at_least=at_least)
     etag = bulk_etag(flag_set.etag_basis, context)
     if etag_matches(if_none_match, etag):
-        return BulkAnswer(None, etag, flag_set.outcome)
-    return BulkAnswer([answer(flag, context) for flag in flag_set.flags], etag, flag_set.outcome)
+        return BulkAnswer(None, etag, flag_set.outcome, flag_set.revision)
+    answers = [answer(flag, context) for flag in flag_set.flags]
+    return BulkAnswer(answers, etag, flag_set.outcome, flag_set.revision)

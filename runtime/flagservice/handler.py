@@ -8,12 +8,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from flagservice import errors, routes_admin, routes_ofrep, routes_read, wiring
+from flagservice import cors, errors, routes_admin, routes_ofrep, routes_read, wiring
 from flagservice.http import error_body, json_response, read_headers
 from flagservice.lambda_context import LocalContext, allowed_methods, request_id
 from flagservice.ports import CacheOutcome
 from flagservice.settings import SettingsError
-from flagservice.telemetry import logger, metrics, tracer
+from flagservice.telemetry import function_version, logger, metrics, record_answer, tracer
 
 app = APIGatewayRestResolver()
 app.include_router(routes_read.router)
@@ -100,13 +100,19 @@ def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # The correlation id is the request id we echo (no JMESPath search of the event per request).
     logger.set_correlation_id(request_id(event))
     answer: dict[str, Any] = _traced(event, context)
+    record_answer(int(answer["statusCode"]), function_version(context))  # 5xx per version: the canary's alarms
     return answer
 
 
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """API Gateway REST proxy event in, proxy result out; `X-Request-Id` echoed on every answer."""
-    answer: dict[str, Any] = _handle(event, context or LocalContext())
-    answer.setdefault("multiValueHeaders", {})["X-Request-Id"] = [logger.get_correlation_id() or request_id(event)]
+    answer = cors.preflight(event)
+    echoed = request_id(event)
+    if answer is None:
+        answer = _handle(event, context or LocalContext())
+        echoed = logger.get_correlation_id() or echoed
+    answer.setdefault("multiValueHeaders", {})["X-Request-Id"] = [echoed]
+    cors.decorate(event, answer)
     return answer
 
 

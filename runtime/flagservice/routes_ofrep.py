@@ -12,10 +12,12 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flagservice import wiring
 from flagservice.errors import InvalidContextError
-from flagservice.http import json_object, json_response, read_headers
+from flagservice.http import json_object, json_response, query_str, read_headers
+from flagservice.settings import get_settings
 from flagservice.validation import require_valid_key
 
 router = APIGatewayRouter()
+INACTIVITY_DELAY = 120  # seconds a hidden page keeps its stream before the provider closes it
 SINGLE = "/ofrep/v1/evaluate/flags/"
 
 
@@ -49,10 +51,25 @@ def evaluate_flag_any_key() -> Response[str]:
 
 @router.post("/ofrep/v1/evaluate/flags")
 def evaluate_flags() -> Response[str]:
+    event = router.current_event
     context = _context()
-    if_none_match = router.current_event.headers.get("if-none-match")
-    bulk = wiring.get_service().evaluate_all(context, if_none_match=if_none_match)
+    bulk = wiring.get_service().evaluate_all(
+        context,
+        if_none_match=event.headers.get("if-none-match"),
+        at_least=_revision(query_str(event, "flagConfigEtag")),
+    )
     headers = read_headers(bulk.outcome, {"ETag": bulk.etag})
     if bulk.answers is None:
         return Response(status_code=304, body="", headers=headers)
-    return json_response(200, {"flags": [item.to_ofrep() for item in bulk.answers]}, headers)
+    body: dict[str, Any] = {"flags": [item.to_ofrep() for item in bulk.answers]}
+    stream = get_settings().EVENT_STREAM_URL
+    if stream:
+        url = f"{stream}{'&' if '?' in stream else '?'}since={bulk.revision}"
+        body["eventStreams"] = [{"type": "sse", "url": url, "inactivityDelaySec": INACTIVITY_DELAY}]
+    return json_response(200, body, headers)
+
+
+def _revision(etag: str | None) -> int | None:
+    """The revision an event's `etag` names (the re-fetch must be at least that new); anything else is ignored."""
+    text = (etag or "").strip().strip('"')
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None

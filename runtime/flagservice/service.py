@@ -75,9 +75,12 @@ class FlagService:
         return evaluations.evaluate_one(self.reads, key, context)
 
     @request
-    def evaluate_all(self, context: Mapping[str, Any], *, if_none_match: str | None) -> BulkAnswer:
-        """Every flag for one context (OFREP bulk evaluation), or "not modified"."""
-        return evaluations.evaluate_all(self.reads, context, if_none_match)
+    def evaluate_all(
+        self, context: Mapping[str, Any], *, if_none_match: str | None, at_least: int | None = None
+    ) -> BulkAnswer:
+        """Every flag for one context (OFREP bulk evaluation), or "not modified"; `at_least`: a revision the
+        answer must be at least as new as (an event's etag), when the cache knows it."""
+        return evaluations.evaluate_all(self.reads, context, if_none_match, at_least)
 
     @request
     def list_flags(self, *, after: str | None, limit: int) -> Page:

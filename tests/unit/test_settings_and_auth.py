@@ -25,6 +25,8 @@ def test_defaults_follow_the_contract() -> None:
         ({"ADMIN_TOKEN": "short"}, "ADMIN_TOKEN"),
         ({"DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:db"}, "DB_SECRET_ARN"),
         ({"REDIS_MAX_CONNECTIONS": "0"}, "REDIS_MAX_CONNECTIONS"),
+        ({"CORS_ALLOWED_ORIGINS": "page.example"}, "CORS_ALLOWED_ORIGINS"),
+        ({"EVENT_STREAM_URL": "not a url"}, "EVENT_STREAM_URL"),
     ],
 )
 def test_an_invalid_setting_is_one_line_naming_the_variable(override: dict[str, str], variable: str) -> None:
@@ -43,8 +45,14 @@ def test_settings_fields_are_the_contract_variables() -> None:
         "FLAGS_ENV",
         "REDIS_URL",
         "REDIS_AUTH_SECRET_ARN",
+        "REDIS_IAM_USER",
+        "REDIS_CACHE_NAME",
         "DATABASE_URL",
         "DB_SECRET_ARN",
+        "DB_HOST",
+        "DB_PORT",
+        "DB_NAME",
+        "DB_USER",
         "CACHE_TTL_SECONDS",
         "STALE_MAX_AGE_SECONDS",
         "NEGATIVE_TTL_SECONDS",
@@ -52,6 +60,8 @@ def test_settings_fields_are_the_contract_variables() -> None:
         "REDIS_MAX_CONNECTIONS",
         "ADMIN_TOKEN",
         "DB_PREPARED_STATEMENTS",
+        "CORS_ALLOWED_ORIGINS",
+        "EVENT_STREAM_URL",
     }
 
 

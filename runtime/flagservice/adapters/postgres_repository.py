@@ -94,7 +94,9 @@ class PostgresFlagRepository:
         self.breaker = CircuitBreaker(threshold=1, cooldown=1.0)
 
     @classmethod
-    def connect(cls, conninfo: str, *, prepare: bool = True, **deadlines: float) -> PostgresFlagRepository:
+    def connect(
+        cls, conninfo: str | Callable[[], str], *, prepare: bool = True, **deadlines: float
+    ) -> PostgresFlagRepository:
         """A pool of at most one connection per process, with client-side limits on every connection.
 
         `prepare=False` turns psycopg's prepared statements off, as RDS Proxy needs.

@@ -14,6 +14,7 @@ import importlib
 import os
 import secrets
 import socket
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,13 @@ from flagservice.local.binaries import Binaries, postgres_binaries, redis_binari
 from flagservice.local.dirs import DataDirError
 from flagservice.local.embedded import ServerProcess, ServerStartError, start_postgres, start_redis
 from flagservice.local.gateway import LambdaGateway
-from flagservice.local.prefork import PreforkServer, StopRequestedError, ignore_stop_signals, install_stop_signals
+from flagservice.local.prefork import (
+    PreforkServer,
+    StopRequestedError,
+    die_with_parent,
+    ignore_stop_signals,
+    install_stop_signals,
+)
 from flagservice.local.serve import DEFAULT_HANDLER, HOST, configure_logging, load_handler
 from flagservice.local.setup import SetupError, run_setup
 from flagservice.settings import SettingsError, load_settings
@@ -51,10 +58,17 @@ class Running:
     servers: list[ServerProcess] = field(default_factory=list)
     locks: list[int] = field(default_factory=list)
     sockets: list[socket.socket] = field(default_factory=list)
+    children: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def release(self) -> None:
         for sock in self.sockets:
             sock.close()
+        for child in self.children:
+            child.terminate()
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
         for server in reversed(self.servers):
             server.stop()
         for fd in self.locks:
@@ -147,12 +161,31 @@ def bind(options: Options, running: Running) -> PreforkServer:
     return server
 
 
+def start_event_stream(running: Running) -> None:
+    """The SSE process beside the workers (events.py), advertised to the handler through EVENT_STREAM_URL."""
+    parent = os.getpid()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "flagservice.local.events", "--port", os.environ.get("EVENTS_PORT", "0")],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: die_with_parent(parent),  # noqa: PLW1509 - only sets the parent-death signal
+    )
+    running.children.append(child)
+    assert child.stdout is not None
+    line = child.stdout.readline().split()
+    if len(line) != 2 or line[0] != "listening":
+        raise OptionError("the event stream did not start")
+    os.environ.setdefault("EVENT_STREAM_URL", f"http://{HOST}:{line[1]}/events")
+    print(f"  events:  {os.environ['EVENT_STREAM_URL']}  (Server-Sent Events)")
+
+
 def start(options: Options, running: Running) -> None:
     """Everything before serving (port, servers, settings, migrations, demo flags), then serve until stopped."""
     server = bind(options, running)
     print("flagservice local server (make dev)", flush=True)
     start_servers(options, running)
     ensure_admin_token()
+    start_event_stream(running)
     load_settings()
     seeded = run_setup(os.environ["DATABASE_URL"])
     print(f"  demo:    {'seeded ' + ', '.join(seeded) if seeded else 'not seeded (the database was not new)'}")
