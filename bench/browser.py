@@ -228,7 +228,7 @@ def running_stack(
 @dataclass(frozen=True)
 class Change:
     at: float  # the page's Date.now(), in seconds
-    value: Any  # true, false, or "unset" (the page's default: the flag was not in the provider's answer)
+    value: Any  # true, false, or "error:<code>" when the provider had no value (a flag missing from its answer)
     source: str  # what made the page look: a provider event's name, "ready", or "timer"
 
 

@@ -253,7 +253,7 @@ def first_event(url: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     with requests.get(url, stream=True, timeout=10, headers={"Accept": "text/event-stream"}) as answer:
         assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
-        for line in answer.iter_lines(decode_unicode=True):
+        for line in answer.iter_lines(chunk_size=1, decode_unicode=True):  # an event is smaller than a chunk
             if not line:
                 if "data" in fields:
                     return fields

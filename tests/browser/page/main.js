@@ -12,11 +12,20 @@ window.probe = probe;
 document.getElementById('flag').textContent = flag;
 
 const client = OpenFeature.getClient();
-const UNSET = 'unset'; // the default value: a string, so a missing flag is never mistaken for true or false
+
+// The flag's value as the page would use it, or `error:<code>` when the provider had none to give (a missing flag
+// is never mistaken for false).
+function currentValue() {
+  const details = client.getBooleanDetails(flag, false);
+  return details.errorCode ? `error:${details.errorCode}` : details.value;
+}
 
 // Called on every provider event and on a short timer: records the value whenever it differs from the last one.
 function observe(source) {
-  const value = client.getBooleanValue(flag, UNSET);
+  if (!probe.ready) {
+    return;
+  }
+  const value = currentValue();
   const last = probe.changes.length ? probe.changes[probe.changes.length - 1].value : undefined;
   if (value !== last) {
     probe.changes.push({ at: Date.now(), value, source });
@@ -31,10 +40,12 @@ for (const type of [ProviderEvents.Ready, ProviderEvents.ConfigurationChanged, P
     observe(type);
   });
 }
-// The timer catches a value change that came without an event (it would show as source "timer").
-setInterval(() => observe('timer'), 25);
-
 const provider = new OFREPWebProvider({ baseUrl: query.get('service'), pollInterval: 0 });
 OpenFeature.setProviderAndWait(provider)
-  .then(() => { probe.ready = true; observe('ready'); })
+  .then(() => {
+    probe.ready = true;
+    observe('ready');
+    // The timer catches a value change that came without an event (it would show as source "timer").
+    setInterval(() => observe('timer'), 25);
+  })
   .catch((error) => { probe.failure = String(error); });
