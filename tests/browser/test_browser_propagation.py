@@ -54,6 +54,7 @@ def test_the_provider_reconnects_after_a_server_restart_and_catches_up(
     print("restart:", recovery, "catch-up", recovery.catch_up)
     assert recovery.catch_up is not None, f"the change made while it was down never came\n{service_logs(stack)}"
     assert recovery.catch_up <= RECOVERY_BOUND
+    assert all(isinstance(change.value, bool) for change in probe.changes()), "the page lost the flag meanwhile"
     after = flow.flip_once(stack, probe, flag, flow.SHORT.wait)  # the stream is live again, not just caught up
     assert after.delay is not None and after.delay <= BOUND, after
 
@@ -66,5 +67,6 @@ def test_a_write_during_a_redis_outage_reaches_the_page_once_replayed(
     print("outage:", recovery, "catch-up", recovery.catch_up)
     assert recovery.catch_up is not None, f"the write made while Redis was down never came\n{service_logs(stack)}"
     assert recovery.catch_up <= RECOVERY_BOUND
+    assert all(isinstance(change.value, bool) for change in probe.changes()), "the page lost the flag meanwhile"
     after = flow.flip_once(stack, probe, flag, flow.SHORT.wait)
     assert after.delay is not None and after.delay <= BOUND, after
