@@ -7,7 +7,7 @@ into the hole, and a COMMIT, arrive late. Every flag is cached; every path of bo
 open loop, and a read with no answer within `read_timeout` is failed. Steps:
 
 1. after `baseline`, the hole opens for `hole` seconds;
-2. `write_after` into it, the kill switch is PATCHed through server 0 (DESIGN.md: 503 within 3 s); its
+2. `write_after` into it, the kill switch is PATCHed through server 2 (not read) (DESIGN.md: 503 within 3 s); its
    client gives up after twice that, as a client would, so a write that waits the hole out and commits
    late is seen for what it is: applied without an acknowledgement;
 3. `health_after` into it, `/health` is asked of both servers (each must answer within 3 s);
@@ -35,7 +35,12 @@ from bench.load import Write, write_flag
 from bench.readers import run_readers
 
 NAME = "postgres-unresponsive"
-OPTIONS = ClusterOptions(servers=2, proxied_postgres=True, flags_env="blackhole")
+# Servers 0 and 1 are read; the kill switch goes through server 2, which nobody reads: a local worker
+# serves one request at a time (as a Lambda container does), so a write waiting out its deadline must
+# not hold up the reads that share its worker's connection (in Lambda they never share a container).
+OPTIONS = ClusterOptions(servers=3, proxied_postgres=True, flags_env="blackhole")
+READ = slice(0, 2)
+WRITE = 2
 KILL_SWITCH = "blackhole-kill-switch"
 PROBE = "blackhole-probe"
 FILLERS = tuple(f"blackhole-flag-{i}" for i in range(5))
@@ -80,7 +85,7 @@ def _health(cluster: Cluster, timeout: float) -> list[dict[str, Any]]:
     """`/health` of every server at once: each one's status and how long it took."""
     answers: dict[str, Any] = {}
     threads = [_in_background(answers, str(s.index), lambda s=s: s.get("/health", timeout=timeout))
-               for s in cluster.servers]  # fmt: skip
+               for s in cluster.servers[READ]]  # fmt: skip
     for thread in threads:
         thread.join(timeout + 5)
     return [{"server": int(i), "status": a.status, "answered_in_s": round(a.latency, 4)} for i, a in answers.items()]
@@ -95,7 +100,7 @@ def _hole(cluster: Cluster, plan: Plan) -> dict[str, Any]:
     try:
         time.sleep(plan.write_after)
         flip = {"enabled": False}
-        writer = _in_background(seen, "write", lambda: write_flag(cluster.servers[0], "PATCH", KILL_SWITCH, flip,
+        writer = _in_background(seen, "write", lambda: write_flag(cluster.servers[WRITE], "PATCH", KILL_SWITCH, flip,
                                                                   timeout=2 * REFUSED_BAR))  # fmt: skip
         time.sleep(max(0.0, plan.health_after - plan.write_after))
         checker = _in_background(seen, "health", lambda: _health(cluster, waited))
@@ -111,7 +116,7 @@ def _hole(cluster: Cluster, plan: Plan) -> dict[str, Any]:
 def _recover(cluster: Cluster, since: float, cap: float) -> float | None:
     """Seconds from `since` until a probe write was acknowledged; None if not within `cap`."""
     while time.monotonic() < since + cap:
-        probe = write_flag(cluster.servers[0], "POST", PROBE, {"key": PROBE, "enabled": True}, timeout=5)
+        probe = write_flag(cluster.servers[WRITE], "POST", PROBE, {"key": PROBE, "enabled": True}, timeout=5)
         if probe.acked:
             return round(probe.end - since, 4)
         time.sleep(0.1)
@@ -121,7 +126,7 @@ def _recover(cluster: Cluster, since: float, cap: float) -> float | None:
 def run(cluster: Cluster, plan: Plan) -> dict[str, Any]:
     seed(cluster, [KILL_SWITCH, *FILLERS])
     before = _stored_version(cluster, KILL_SWITCH)
-    readers = open_readers(cluster.servers, KILL_SWITCH, FILLERS, plan.rate)
+    readers = open_readers(cluster.servers[READ], KILL_SWITCH, FILLERS, plan.rate)
     loop = run_readers(readers, timeout=plan.read_timeout)
     try:
         time.sleep(plan.baseline)

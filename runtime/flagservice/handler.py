@@ -40,7 +40,7 @@ def _status_and_code(exc: errors.FlagServiceError) -> tuple[int, str]:
     """The contract's table; on OFREP routes an invalid key is a missing flag (OpenFeature codes only)."""
     if isinstance(exc, errors.InvalidKeyError) and app.current_event.path.startswith(OFREP_PREFIX):
         return 404, "FLAG_NOT_FOUND"
-    return ERRORS[type(exc)]
+    return next(ERRORS[kind] for kind in type(exc).__mro__ if kind in ERRORS)
 
 
 @app.exception_handler(list(ERRORS))
