@@ -2,12 +2,13 @@
 
     <!-- generated:performance:start --> ... <!-- generated:performance:end -->   from perf.json, http.json, peer.json
     <!-- generated:consistency:start --> ... <!-- generated:consistency:end -->   from propagation.json, ordering.json
+    <!-- generated:browser:start --> ... <!-- generated:browser:end -->           from browser.json
     <!-- generated:reliability:start --> ... <!-- generated:reliability:end -->   from drills.json
 
-Run by `make bench`, `make bench-peer`, `make bench-propagation` and `make drill` after they write their
-results (never by `make test`); `python -m bench.readme` regenerates every section from whatever results
-exist. Only the text between the markers changes; a section without markers is appended under its own
-heading. A missing results file leaves a line saying which command produces it.
+Run by `make bench`, `make bench-peer`, `make bench-propagation`, `make bench-browser` and `make drill`
+after they write their results (never by `make test`); `python -m bench.readme` regenerates every section
+from whatever results exist. Only the text between the markers changes; a section without markers is
+appended under its own heading. A missing results file leaves a line saying which command produces it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from bench import REPO
 from bench.common import pyprofile
 from bench.common.results import RESULTS_DIR
-from bench.consistency import ordering, propagation
+from bench.consistency import browser_propagation, ordering, propagation
 from bench.drills import suite
 from bench.http import local_server
 from bench.peer import compare
@@ -156,6 +157,7 @@ def reliability(results: dict[str, Any] | None) -> str:
 SECTIONS: dict[str, Callable[[Path], str]] = {
     "performance": performance,
     "consistency": _consistency,
+    "browser": lambda results_dir: browser_propagation.section(_load(results_dir / "browser.json")),
     "reliability": lambda results_dir: reliability(_load(results_dir / "drills.json")),
 }
 
