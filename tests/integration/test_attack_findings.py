@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from bench.faultproxy import FaultProxy
-from bench.faults import Fault, Mode
 
+from bench.common.faultproxy import FaultProxy
+from bench.common.faults import Fault, Mode
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.cache_aside import CacheAside, RaceHooks
 from flagservice.errors import StoreUnavailableError
