@@ -15,10 +15,14 @@ def test_a_container_sees_the_reads_another_container_just_served(postgres_url: 
     serving = FlagService(PostgresFlagRepository.connect(postgres_url), first)
     asking = FlagService(PostgresFlagRepository.connect(postgres_url), second)
     serving.put_flag(FlagDefinition.model_validate({"key": "k", "enabled": True}), actor="t", if_match=None)
+    # Given five requests served by one container (each ends its request scope: its counts go out)
     for _ in range(5):
-        serving.get_flag("k")  # the first is a Redis hit, the rest in-process hits: all hits
+        with serving.request():
+            serving.get_flag("k")  # the first is a Redis hit, the rest in-process hits: all hits
 
-    stats = asking.cache_stats()
+    # When another container asks
+    with asking.request():
+        stats = asking.cache_stats()
 
     assert (stats["hits"], stats["misses"]) == (5, 0)
     assert stats["flags"] == [{"key": "k", "hits": 5, "misses": 0, "hitRate": 1.0}]
