@@ -125,12 +125,20 @@ def test_a_412_shows_the_newer_state_and_asks_again_never_overwriting(console: P
     expect(dialog(console).locator("[data-conflict]")).to_have_attribute("data-conflict", str(newer["version"]))
     expect(dialog(console)).to_contain_text(f"version {newer['version']}")
     stored = server.flag(key)
-    assert (stored["version"], stored["enabled"], stored["description"]) == (newer["version"], True, "changed elsewhere")
+    assert (stored["version"], stored["enabled"], stored["description"]) == (
+        newer["version"],
+        True,
+        "changed elsewhere",
+    )
 
     dialog(console).locator('[data-action="confirm"]').click()  # asked again: yes
     expect(switch_of(console, key)).to_have_attribute("aria-checked", "false")
     stored = server.flag(key)
-    assert (stored["version"], stored["enabled"], stored["description"]) == (newer["version"] + 1, False, "changed elsewhere")
+    assert (stored["version"], stored["enabled"], stored["description"]) == (
+        newer["version"] + 1,
+        False,
+        "changed elsewhere",
+    )
 
 
 def test_a_412_whose_newer_state_already_is_the_wish_says_so_and_writes_nothing(
@@ -255,7 +263,9 @@ def test_the_apis_400_details_are_shown_next_to_the_fields_they_name(console: Pa
     field(console, "rollout.1.weight").locator("input").fill("60")
     console.click('[data-action="save"]')
 
-    expect(field(console, "rollout").locator(":scope > [data-error]")).to_contain_text("rollout weights must sum to 100")
+    expect(field(console, "rollout").locator(":scope > [data-error]")).to_contain_text(
+        "rollout weights must sum to 100"
+    )
     expect(description_error).to_be_hidden()
     assert server.flag(key)["version"] == flag["version"]  # nothing was written
 
@@ -375,7 +385,9 @@ def test_the_toast_shows_while_answers_are_degraded_and_goes_once_they_are_not(
     toast = console.locator('[role="status"]')
     expect(toast).to_be_hidden()
     degraded: list[str] = []
-    console.on("response", lambda answer: degraded.append(answer.url) if answer.headers.get("x-flags-degraded") else None)
+    console.on(
+        "response", lambda answer: degraded.append(answer.url) if answer.headers.get("x-flags-degraded") else None
+    )
 
     server.redis.pause()
     try:
@@ -395,8 +407,14 @@ def test_the_toast_shows_while_answers_are_degraded_and_goes_once_they_are_not(
 def test_nothing_scrolls_sideways_at_360_px(browser: Browser, server: ConsoleServer) -> None:
     key = f"wide-{uuid.uuid4().hex[:8]}-" + "x" * 100
     long_value = "v" * 300
-    rule = {"name": "n" * 200, "conditions": [{"attribute": "a" * 200, "operator": "eq", "value": long_value}], "variant": "on"}
-    created = server.admin("POST", "/admin/flags", json={"key": key, "enabled": True, "description": "d" * 1000, "rules": [rule]})
+    rule = {
+        "name": "n" * 200,
+        "conditions": [{"attribute": "a" * 200, "operator": "eq", "value": long_value}],
+        "variant": "on",
+    }
+    created = server.admin(
+        "POST", "/admin/flags", json={"key": key, "enabled": True, "description": "d" * 1000, "rules": [rule]}
+    )
     assert created.status_code == 201, created.text
     server.patch(key, {"description": "w" * 900})
     page = open_console(browser, server, PHONE)

@@ -14,10 +14,17 @@ from stacks import bundling
 from tests.console.stack import ConsoleServer
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(120)]
-ASSETS = {"app.js": "text/javascript", "api.js": "text/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
+ASSETS = {
+    "app.js": "text/javascript",
+    "api.js": "text/javascript",
+    "app.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
 
 
-def test_the_page_needs_no_credentials_and_allows_only_its_own_origin_and_the_event_stream(server: ConsoleServer) -> None:
+def test_the_page_needs_no_credentials_and_allows_only_its_own_origin_and_the_event_stream(
+    server: ConsoleServer,
+) -> None:
     answer = requests.get(server.console_url, timeout=10)
 
     assert answer.status_code == 200
@@ -48,7 +55,9 @@ def test_every_asset_comes_from_the_service_itself() -> None:
     for path in routes.STATIC_DIR.iterdir():
         text = path.read_text(encoding="utf-8")
 
-        assert re.findall(r"""(?:https?:)?//[\w.-]+\.\w+[/"']""", text.replace("http://www.w3.org/2000/svg", "")) == [], path
+        assert (
+            re.findall(r"""(?:https?:)?//[\w.-]+\.\w+[/"']""", text.replace("http://www.w3.org/2000/svg", "")) == []
+        ), path
         assert re.findall(r"""\bimport\b[^;]*?from\s+["'](?!\./)""", text) == [], path
 
 
@@ -58,6 +67,13 @@ def test_unknown_assets_and_other_files_are_not_found(server: ConsoleServer) -> 
 
         assert answer.status_code == 404, name
         assert answer.json()["errorCode"] == "NOT_FOUND"
+
+
+def test_the_local_server_prints_where_the_console_is(server: ConsoleServer) -> None:
+    printed = re.search(r"^  console: (\S+)", server.log.read_text(), re.MULTILINE)
+
+    assert printed is not None and printed.group(1) == server.console_url
+    assert "<title>Flags console</title>" in requests.get(printed.group(1), timeout=10).text
 
 
 def test_the_page_with_a_trailing_slash_redirects_to_the_page(server: ConsoleServer) -> None:

@@ -263,12 +263,14 @@ function flagView(key) {
   parts.stats = h("div", { dataset: { stats: "" } }, h("p", {}, "Loading…"));
   parts.editor = h("div");
   parts.history = h("div", { dataset: { history: "" } }, h("p", {}, "Loading…"));
-  main.replaceChildren(h("section", { class: "page" },
+  const section = (id, title, body) => h("section", { "aria-labelledby": id }, h("h2", { id }, title), body);
+  main.replaceChildren(h("section", { class: "page wide" },
     h("a", { href: "#/", class: "back" }, "← All flags"),
     parts.header, parts.banner,
-    h("section", { "aria-labelledby": "stats-title" }, h("h2", { id: "stats-title" }, "Cache"), parts.stats),
-    h("section", { "aria-labelledby": "edit-title" }, h("h2", { id: "edit-title" }, "Definition"), parts.editor),
-    h("section", { "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "History"), parts.history),
+    h("div", { class: "columns" },
+      h("div", { class: "side" }, section("stats-title", "Cache", parts.stats), section("history-title", "History", parts.history)),
+      h("div", { class: "main" }, section("edit-title", "Definition", parts.editor)),
+    ),
   ));
   document.title = `${key} · Flags console`;
   showFlag(page);

@@ -179,7 +179,7 @@ export class FlagEditor {
       h("p", { class: "hint" }, "Each variant: its name, then its value."),
       h("div", { class: "rows" }, rows), add,
       h("div", { class: "pair" },
-        this.field("defaultVariant", "Served when on", this.variantSelect(names, () => draft.defaultVariant, (v) => (draft.defaultVariant = v))),
+        this.field("defaultVariant", "Served when on (default)", this.variantSelect(names, () => draft.defaultVariant, (v) => (draft.defaultVariant = v))),
         this.field("offVariant", "Served when off", this.variantSelect(names, () => draft.offVariant, (v) => (draft.offVariant = v))),
       ),
     );
@@ -203,7 +203,7 @@ export class FlagEditor {
     const value = draft.type === "boolean"
       ? this.select(["true", "false"], variant.text, (v) => (variant.text = v), { "aria-label": `Variant ${index + 1} value` })
       : draft.type === "object"
-        ? h("textarea", { rows: 3, "aria-label": `Variant ${index + 1} value`, oninput: (e) => { variant.text = e.target.value; this.edited(); } }, variant.text)
+        ? h("textarea", { rows: Math.min(8, variant.text.split("\n").length), "aria-label": `Variant ${index + 1} value`, oninput: (e) => { variant.text = e.target.value; this.edited(); } }, variant.text)
         : this.text(variant.text, (v) => (variant.text = v), { "aria-label": `Variant ${index + 1} value`, inputmode: draft.type === "string" ? "text" : "decimal" });
     const remove = this.removeButton(`Remove variant ${index + 1}`, () => draft.variants.splice(index, 1), "type");
     row.append(name, value, remove, this.errorSlot());
