@@ -59,6 +59,12 @@ def test_the_console_asks_for_the_token_refuses_a_wrong_one_and_keeps_a_right_on
 
     page.reload()
     expect(row(page, "payments-kill-switch")).to_be_visible()  # no second sign-in in this tab
+    page.evaluate("Object.keys(sessionStorage).forEach((k) => sessionStorage.setItem(k, 'x'.repeat(40)))")
+    page.click('[data-action="refresh"]')  # the service no longer takes the kept token: asked again
+    expect(page.get_by_role("alert").filter(has_text="refused")).to_be_visible()
+    page.fill('[data-action="token"]', server.token)
+    page.keyboard.press("Enter")
+    expect(row(page, "payments-kill-switch")).to_be_visible()
     page.click('[data-action="sign-out"]')
     expect(page.locator('[data-action="token"]')).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0

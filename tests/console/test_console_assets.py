@@ -90,3 +90,11 @@ def test_the_lambda_bundle_carries_every_console_file() -> None:
     for path in routes.STATIC_DIR.iterdir():
         assert Path("flagservice/console/static") / path.name in bundled
     assert Path("flagservice/console/routes.py") in bundled
+
+
+def test_the_readme_shows_every_console_screenshot_and_each_one_exists() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    shown = set(re.findall(r"docs/console/[\w-]+\.png", (repo / "README.md").read_text()))
+    drawn = {path.relative_to(repo).as_posix() for path in (repo / "docs" / "console").glob("*.png")}
+
+    assert shown == drawn and len(drawn) >= 4

@@ -4,7 +4,7 @@
 // Every write sends If-Match with the version the person saw; a 412 shows the newer state and asks again.
 
 import { ApiError, api, eventStreamUrl, flagPath, listFlags, listen, token } from "./api.js";
-import { fill, h, timeAgo } from "./dom.js";
+import { fill, h, refreshTimes, timeAgo } from "./dom.js";
 import { FlagEditor, definitionOf, draftOf, newDraft, problemsOf } from "./editor.js";
 import { changes, summary } from "./values.js";
 
@@ -109,7 +109,9 @@ async function askToggle(key) {
   for (;;) {
     const confirmed = await ask({
       title: `Turn ${onOff(target)} ${key}?`,
-      body: [note, h("p", {}, `Every client serves ${target ? "its rules and rollout" : `the off variant “${current.offVariant}”`} within seconds.`)],
+      body: [note, h("p", {}, target
+        ? "Clients get its rules, rollout and default variant again within seconds."
+        : `Every client gets the off variant “${current.offVariant}” within seconds.`)],
       confirm: `Turn ${onOff(target)}`,
     });
     if (!confirmed) return;
@@ -561,6 +563,7 @@ listen({
   onRefused: () => state.started && signOut("The service refused the admin token: enter it again."),
 });
 window.addEventListener("hashchange", route);
+setInterval(refreshTimes, 30_000);
 $('[data-action="sign-out"]').addEventListener("click", () => signOut());
 if (token.get()) start();
 else showSignIn();

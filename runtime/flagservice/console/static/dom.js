@@ -37,13 +37,20 @@ let counter = 0;
 /** A document-unique id, for label/aria-describedby pairs. */
 export const uid = (prefix) => `${prefix}-${++counter}`;
 
-/** `text` with an accessible label for the time, e.g. "3 min ago" (title: the exact time). */
-export function timeAgo(iso) {
+function relative(iso) {
   const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  const label =
-    seconds < 60 ? "just now"
-    : seconds < 3600 ? `${Math.floor(seconds / 60)} min ago`
-    : seconds < 86400 ? `${Math.floor(seconds / 3600)} h ago`
-    : new Date(iso).toLocaleDateString();
-  return h("time", { datetime: iso, title: new Date(iso).toLocaleString() }, label);
+  if (seconds < 60) return "just now";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return new Date(iso).toLocaleDateString();
+}
+
+/** A <time> saying how long ago `iso` was ("3 min ago"; its title: the exact local time). */
+export function timeAgo(iso) {
+  return h("time", { datetime: iso, title: new Date(iso).toLocaleString() }, relative(iso));
+}
+
+/** Bring every "… ago" on the page up to date (a page left open must not say "just now" for hours). */
+export function refreshTimes() {
+  for (const element of document.querySelectorAll("time[datetime]")) element.textContent = relative(element.dateTime);
 }
