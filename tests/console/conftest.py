@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
-from tests.console.stack import ConsoleServer, chromium, open_console, running_server
+from tests.console.stack import EXPECT_TIMEOUT_MS, ConsoleServer, chromium, open_console, running_server
+
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="package")

@@ -39,6 +39,9 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
+# Waits for the page to be ready, never deadlines under test: generous, as the machine may be shared and busy.
+ACTION_TIMEOUT_MS = 20_000
+EXPECT_TIMEOUT_MS = 10_000
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 30.0
 DROPPED_ENV = ("AWS_LAMBDA_FUNCTION_NAME", "DB_SECRET_ARN", "REDIS_AUTH_SECRET_ARN", "DEV_HANDLER", "DEV_DATA_DIR")
@@ -134,6 +137,7 @@ def running_server(postgres_url: str, log_dir: Path) -> Iterator[ConsoleServer]:
     env.update(
         PYTHONPATH=f"{REPO / 'runtime'}:{REPO}", WORKERS="2", PORT=str(free_port()), REDIS_URL=redis.url,
         DATABASE_URL=database_url, ADMIN_TOKEN=token, FLAGS_ENV=f"console{uuid.uuid4().hex[:6]}",
+        DEV_LOG_LEVEL="DEBUG",  # every request line in the log printed when a test fails
     )  # fmt: skip
     log = log_dir / "server.log"
     try:
@@ -168,9 +172,19 @@ def chromium() -> Iterator[Browser]:
 def open_console(browser: Browser, server: ConsoleServer, viewport: dict[str, int] = DESKTOP) -> Page:
     """A new browser context (its own sessionStorage) on the console, signed in with the admin token."""
     context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     page = context.new_page()
-    page.goto(server.console_url)
+    pending: dict[object, str] = {}
+    page.on(
+        "request",
+        lambda request: pending.__setitem__(request, f"{time.monotonic():.3f} {request.method} {request.url}"),
+    )
+    page.on("requestfinished", lambda request: pending.pop(request, None))
+    page.on("requestfailed", lambda request: pending.pop(request, None))
+    try:
+        page.goto(server.console_url)
+    except Exception as error:
+        raise StackError(f"{error}\nunfinished at {time.monotonic():.3f}: {list(pending.values())}") from error
     page.fill('[data-action="token"]', server.token)
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-flag-key]")
