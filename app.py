@@ -39,9 +39,13 @@ class EnvironmentStacks:
 
 
 def build_environment(app: cdk.App, config: EnvironmentConfig, env: cdk.Environment | None) -> EnvironmentStacks:
-    """One environment: the stateful stack, and the service stack that consumes its exports."""
+    """One environment: the stateful stack, and the service stack that reads its SSM parameters.
+
+    No cross-stack reference joins them (so no export); the dependency only orders `cdk deploy --all`.
+    """
     stateful = StatefulStack(app, stateful_stack_id(config.name), config=config, env=env)
-    service = ServiceStack(app, service_stack_id(config.name), stateful=stateful, env=env)
+    service = ServiceStack(app, service_stack_id(config.name), config=config, env=env)
+    service.add_stack_dependency(stateful, "reads the SSM parameters the stateful stack writes")
     return EnvironmentStacks(stateful=stateful, service=service)
 
 

@@ -3,8 +3,9 @@
 Each server is its own `python -m flagservice.local.server` process with WORKERS=1, so each is one
 "container" (its own L1 cache, breaker and pools) that a harness can address, freeze (SIGSTOP) and
 thaw on its own. All of them share the Redis (optionally behind a `ProxyProcess`, for faults on
-the wire) and the PostgreSQL (optionally with pg_stat_statements, so database reads are counted
-by PostgreSQL itself). Everything listens on 127.0.0.1 and is stopped by pid.
+the wire, and optionally with a replica, `--replicaof` the primary, for failovers) and the
+PostgreSQL (optionally behind a proxy of its own, and optionally with pg_stat_statements, so
+database reads are counted by PostgreSQL itself). Everything listens on 127.0.0.1 and is stopped by pid.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ DROPPED_ENV = ("AWS_LAMBDA_FUNCTION_NAME", "DB_SECRET_ARN", "REDIS_AUTH_SECRET_A
 class ClusterOptions:
     servers: int = 4
     proxied_redis: bool = False  # the servers reach Redis through a fault proxy
+    redis_replica: bool = False  # a second redis-server replicating the first (for failover drills)
+    proxied_postgres: bool = False  # the servers reach PostgreSQL through a fault proxy
     counted_postgres: bool = False  # pg_stat_statements loaded
     handler: str | None = None  # DEV_HANDLER of every server (None: the real Lambda handler)
     env: tuple[tuple[str, str], ...] = ()  # more settings for every server (CONTRACT.md section 4)
@@ -60,9 +63,11 @@ class FlagServer:
     def get(self, path: str, *, timeout: float = 10.0) -> Answer:
         return request(self.port, "GET", path, timeout=timeout)
 
-    def admin(self, method: str, path: str, body: Any = None, *, timeout: float = 10.0) -> Answer:
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
-        return request(self.port, method, path, body=body, headers=headers, timeout=timeout)
+    def admin(
+        self, method: str, path: str, body: Any = None, *, timeout: float = 10.0, headers: dict[str, str] | None = None
+    ) -> Answer:
+        sent = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json", **(headers or {})}
+        return request(self.port, method, path, body=body, headers=sent, timeout=timeout)
 
     def _signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -98,10 +103,18 @@ class Cluster:
     options: ClusterOptions
     proxy: ProxyProcess | None = None
     servers: list[FlagServer] = field(default_factory=list)
+    replica: ServerProcess | None = None
+    postgres_proxy: ProxyProcess | None = None
 
     @property
     def redis_url_for_servers(self) -> str:
         return f"redis://127.0.0.1:{self.proxy.port}/0" if self.proxy else self.redis.url
+
+    @property
+    def postgres_url_for_servers(self) -> str:
+        if self.postgres_proxy is None:
+            return self.postgres.url
+        return self.postgres.url.replace(f":{self.postgres.port}/", f":{self.postgres_proxy.port}/", 1)
 
     def redis_admin(self, timeout: float = 5.0) -> redis.Redis:
         """A client straight to Redis (never through the proxy), for the harness's own commands."""
@@ -131,10 +144,13 @@ class Cluster:
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
-        if self.proxy is not None:
-            self.proxy.stop()
-        self.redis.resume()
-        self.redis.stop()
+        for proxy in (self.proxy, self.postgres_proxy):
+            if proxy is not None:
+                proxy.stop()
+        for store in (self.redis, self.replica):
+            if store is not None:
+                store.resume()
+                store.stop()
         self.postgres.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -163,7 +179,7 @@ def _server_env(cluster: Cluster, port: int) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if name not in DROPPED_ENV}
     env.update(
         PYTHONPATH=f"{REPO / 'runtime'}:{REPO}", PORT=str(port), WORKERS="1", ADMIN_TOKEN=ADMIN_TOKEN,
-        REDIS_URL=cluster.redis_url_for_servers, DATABASE_URL=cluster.postgres.url,
+        REDIS_URL=cluster.redis_url_for_servers, DATABASE_URL=cluster.postgres_url_for_servers,
         FLAGS_ENV=cluster.options.flags_env, POWERTOOLS_METRICS_NAMESPACE="FeatureFlagsBench",
     )  # fmt: skip
     if cluster.options.handler:
@@ -204,11 +220,38 @@ def _wait_ready(cluster: Cluster, server: FlagServer, deadline: float) -> None:
     raise RuntimeError(f"server {server.index} did not answer /health within {READY_SECONDS} s")
 
 
+REDIS_ARGS = ("--maxmemory", "256mb", "--maxmemory-policy", "volatile-lru")
+
+
+def _start_replica(cluster: Cluster, prefer: str) -> ServerProcess:
+    """A redis-server replicating the cluster's Redis, once its first sync is done."""
+    primary = cluster.redis
+    replica = start_redis(prefer=prefer, extra_args=(*REDIS_ARGS, "--replicaof", primary.host, str(primary.port)))
+    client = redis.Redis.from_url(replica.url, socket_timeout=5)
+    deadline = time.monotonic() + READY_SECONDS
+    while client.info("replication").get("master_link_status") != "up":
+        if time.monotonic() > deadline:
+            replica.stop()
+            raise RuntimeError("the Redis replica did not sync with its primary")
+        time.sleep(0.05)
+    return replica
+
+
+def _start_proxies(cluster: Cluster, prefer: str) -> None:
+    options = cluster.options
+    if options.proxied_redis:
+        cluster.proxy = ProxyProcess(("127.0.0.1", cluster.redis.port))
+    if options.redis_replica:
+        cluster.replica = _start_replica(cluster, prefer)
+    if options.proxied_postgres:
+        cluster.postgres_proxy = ProxyProcess(("127.0.0.1", cluster.postgres.port))
+
+
 def start_cluster(options: ClusterOptions) -> Cluster:
-    """Redis, PostgreSQL (migrated), the proxy if asked, then every server started in parallel and ready."""
+    """Redis, PostgreSQL (migrated), the proxies and replica if asked, then every server started in parallel."""
     prefer = os.environ.get("DEV_SERVERS") or "system"
     workdir = _workdir()
-    redis_server = start_redis(prefer=prefer, extra_args=("--maxmemory", "256mb", "--maxmemory-policy", "volatile-lru"))
+    redis_server = start_redis(prefer=prefer, extra_args=REDIS_ARGS)
     try:
         cluster = Cluster(redis_server, _postgres(workdir, options.counted_postgres, prefer), workdir, options)
     except BaseException:
@@ -216,8 +259,7 @@ def start_cluster(options: ClusterOptions) -> Cluster:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     try:
-        if options.proxied_redis:
-            cluster.proxy = ProxyProcess(("127.0.0.1", redis_server.port))
+        _start_proxies(cluster, prefer)
         cluster.servers = [_spawn_server(cluster, i) for i in range(options.servers)]
         deadline = time.monotonic() + READY_SECONDS
         for server in cluster.servers:

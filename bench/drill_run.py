@@ -16,7 +16,8 @@ import redis
 from bench.cluster import Cluster
 from bench.drill_faults import Drill
 from bench.drill_results import KILL_SWITCH, Audit, Observed, summarize
-from bench.load import ReadLoop, Repeat, Write, read_flag, write_flag
+from bench.load import Repeat, Write, read_flag, write_flag
+from bench.readers import ReadLoop
 
 WRITTEN = ("drill-written-0", "drill-written-1", "drill-written-2")
 PROBE = "drill-probe"
@@ -32,7 +33,7 @@ class DrillPlan:
     settle: float  # recovered: this long with only HITs from every server
     recovery_cap: float
     flags: int
-    pause: float  # between one reader's reads
+    rate: float  # reads per second through each server, open loop (on a fixed schedule)
     write_every: float  # background writes
 
 
@@ -89,7 +90,7 @@ class DrillRun:
         self.kill_switch_enabled = kill_switch_enabled
         self.seen = Observed()
         keys = [key for flag in flag_keys(plan) for key in (KILL_SWITCH, flag)]
-        self.loops = [ReadLoop(server, keys, plan.pause) for server in cluster.servers]
+        self.loops = [ReadLoop(server, keys, plan.rate) for server in cluster.servers]
         self._turn = 0
 
     def run(self) -> dict[str, Any]:

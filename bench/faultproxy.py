@@ -5,12 +5,13 @@
     proxy.set(Fault())                                                     # healthy again
     proxy.stop()
 
-Modes are in faults.py (delay, drop silently, reset, close after N bytes, bandwidth limit). The proxy
+Modes are in faults.py (delay, drop silently, hold, reset, close after N bytes, bandwidth limit). The proxy
 runs an asyncio loop in a thread of its own; drills run it in a separate process (`ProxyProcess`, this
 module's CLI), so the load generator's threads cannot slow the proxied traffic down through the GIL.
 
 CLI: `python -m bench.faultproxy --upstream 127.0.0.1:6379 [--port 0]` prints `listening <port>`, then
-reads one JSON fault per line on stdin (`{"mode": "drop"}`, or `"stats"`) and answers one line each.
+reads one JSON fault per line on stdin (`{"mode": "drop"}`, `{"upstream": "127.0.0.1:6380"}` to send
+new connections elsewhere, or `"stats"`) and answers one line each.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import socket
 import struct
 import subprocess
@@ -88,6 +90,7 @@ class FaultProxy:
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.base_events.Server | None = None
     _thread: threading.Thread | None = None
+    _flowing: asyncio.Event | None = None  # cleared while the mode is HOLD
 
     def start(self) -> int:
         """Start the loop thread and listen; returns the port."""
@@ -100,6 +103,8 @@ class FaultProxy:
 
     def _run(self, ready: threading.Event) -> None:
         self._loop = asyncio.new_event_loop()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server = self._loop.run_until_complete(asyncio.start_server(self._accept, HOST, self.port))
         self.port = int(self._server.sockets[0].getsockname()[1])
         ready.set()
@@ -121,9 +126,24 @@ class FaultProxy:
 
     def _switch(self, fault: Fault) -> None:
         self.fault, self._generation = fault, self._generation + 1
+        assert self._flowing is not None
+        if fault.mode is Mode.HOLD:
+            self._flowing.clear()
+        else:
+            self._flowing.set()  # what was held goes on, in order
         if fault.mode is Mode.RESET:
             for link in list(self._links):
                 link.reset()
+
+    def retarget(self, upstream: tuple[str, int]) -> None:
+        """New connections go to `upstream` (an endpoint switched to another server); open ones are reset."""
+
+        def switch() -> None:
+            self.upstream = upstream
+            for link in list(self._links):
+                link.reset()
+
+        self._call(switch)
 
     def snapshot(self) -> dict[str, Any]:
         return self._call(lambda: {**vars(self.stats), "mode": self.fault.mode.value})
@@ -212,7 +232,10 @@ class FaultProxy:
         try:
             while (item := await queue.get()) is not CLOSE:
                 due, data = item
-                if due > loop.time():
+                if math.isinf(due):
+                    assert self._flowing is not None
+                    await self._flowing.wait()
+                elif due > loop.time():
                     await asyncio.sleep(due - loop.time())
                 if link.closed:
                     continue
@@ -262,6 +285,9 @@ class ProxyProcess:
     def snapshot(self) -> dict[str, Any]:
         return dict(json.loads(self._ask('"stats"')))
 
+    def retarget(self, upstream: tuple[str, int]) -> None:
+        self._ask(json.dumps({"upstream": f"{upstream[0]}:{upstream[1]}"}))
+
     def stop(self) -> None:
         """Close stdin (the child's signal to stop), then wait; kill it (by pid) if it lingers."""
         if self._process.poll() is None:
@@ -282,6 +308,11 @@ def _serve_control(proxy: FaultProxy) -> None:
             spec = json.loads(line)
             if spec == "stats":
                 print("ok " + json.dumps(proxy.snapshot()), flush=True)
+                continue
+            if isinstance(spec, dict) and set(spec) == {"upstream"}:
+                host, _, port = str(spec["upstream"]).rpartition(":")
+                proxy.retarget((host, int(port)))
+                print("ok", flush=True)
                 continue
             proxy.set(Fault.parse(spec))
             print("ok", flush=True)

@@ -9,6 +9,7 @@ Directions: "up" is client to server (commands), "down" is server to client (rep
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -23,6 +24,9 @@ class Mode(StrEnum):
     RESET = "reset"  # every connection, open or new, is reset (RST)
     CLOSE_AFTER = "close_after"  # a connection closes after `close_after_bytes` more bytes were forwarded
     BANDWIDTH = "bandwidth"  # at most `bytes_per_second` per connection and direction
+    # Bytes are held, connections stay open (new ones too); when the mode changes, everything held goes on
+    # in order: a network black hole that TCP outlasts (retransmissions deliver what was sent into it).
+    HOLD = "hold"
 
 
 class Direction(StrEnum):
@@ -70,6 +74,7 @@ class Plan:
     """What to do with one chunk: send `slices` (due time, byte count) in order, or drop it, or end the connection.
 
     `close` means: after sending the slices, close the connection cleanly (FIN); `reset` means abort it (RST).
+    A slice due at infinity is held until the mode changes (HOLD).
     """
 
     slices: tuple[tuple[float, int], ...] = ()
@@ -100,6 +105,8 @@ class Pacer:
             return Plan(slices=((now, size),))
         if fault.mode is Mode.DROP:
             return Plan()
+        if fault.mode is Mode.HOLD:
+            return Plan(slices=((math.inf, size),))
         if fault.mode is Mode.DELAY:
             return Plan(slices=((now + fault.delay_ms / 1000, size),))
         if fault.mode is Mode.CLOSE_AFTER:

@@ -1,14 +1,15 @@
-"""Load for the harnesses: reader threads in tight loops, timed writes, and actions repeated in the background.
+"""What the harnesses observe: reads and writes with their times, and actions repeated in the background.
 
-Times are `time.monotonic()`, which on Linux is one clock for every process of the machine, so a
-read's start and end compare directly with a write's acknowledgement and a fault's start.
+Readers run open loop (readers.py, on openloop.py). Times are `time.monotonic()`, which on Linux is
+one clock for every process of the machine, so a read's start and end compare directly with a
+write's acknowledgement and a fault's start.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,22 +21,27 @@ DEGRADED = frozenset({"BYPASS", "STALE"})
 
 @dataclass(frozen=True)
 class Read:
+    """One flag as one answer showed it; a bulk answer is one Read per flag (readers.py)."""
+
     server: int
     key: str
-    start: float
+    start: float  # when the request left (a read "started after" a write's acknowledgement is judged by this)
     end: float
     status: int  # 0: no HTTP answer (refused, reset, timed out)
     version: int | None
     cache: str  # X-Cache: HIT, MISS, BYPASS, STALE ("" when there was none)
     enabled: bool | None
+    path: str = "single"  # readers.PATHS
+    scheduled: float | None = None  # open loop: when the request was due (latency runs from here)
+    etag: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.status == 200
+        return self.status in (200, 304)  # 304: a conditional bulk reader's last body still holds
 
     @property
     def latency(self) -> float:
-        return self.end - self.start
+        return self.end - (self.start if self.scheduled is None else self.scheduled)
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,13 @@ def read_flag(server: FlagServer, key: str, *, timeout: float = 10.0) -> Read:
     )  # fmt: skip
 
 
-def write_flag(server: FlagServer, method: str, key: str, body: dict[str, Any], *, timeout: float = 10.0) -> Write:
+def write_flag(
+    server: FlagServer, method: str, key: str, body: dict[str, Any], *, timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+) -> Write:  # fmt: skip
     """PATCH /admin/flags/{key} (or POST /admin/flags) through `server`; its 2xx answer carries the new version."""
     path = "/admin/flags" if method == "POST" else f"/admin/flags/{key}"
-    answer = server.admin(method, path, body, timeout=timeout)
+    answer = server.admin(method, path, body, timeout=timeout, headers=headers)
     stored = _json(answer) if 200 <= answer.status < 300 else {}
     return Write(key, server.index, answer.start, answer.end, answer.status, stored.get("version"))
 
@@ -75,40 +84,6 @@ def _json(answer: Answer) -> dict[str, Any]:
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
-
-
-@dataclass(eq=False)
-class ReadLoop:
-    """Reads `keys` in turn through one server until stopped; `pause` seconds between reads (0: a tight loop)."""
-
-    server: FlagServer
-    keys: Sequence[str]
-    pause: float = 0.0
-    reads: list[Read] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> ReadLoop:
-        self._thread = threading.Thread(target=self._run, name=f"reader-{self.server.index}", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        turn = 0
-        while not self._stop.is_set():
-            self.reads.append(read_flag(self.server, self.keys[turn % len(self.keys)]))
-            turn += 1
-            if self.pause:
-                self._stop.wait(self.pause)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-
-    def between(self, start: float, end: float) -> list[Read]:
-        """Reads that started in [start, end)."""
-        return [read for read in list(self.reads) if start <= read.start < end]
 
 
 @dataclass(eq=False)

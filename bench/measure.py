@@ -20,11 +20,13 @@ after it). Its reads after the thaw are measured like any other.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from bench.load import Read, Write
 
 Window = tuple[float, float]  # (frozen at, thawed at)
+ReaderId = TypeVar("ReaderId", bound=Hashable)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -71,8 +73,10 @@ def reader_delay(write: Write, reads: Sequence[Read], windows: Sequence[Window] 
     return max(stale, default=ref) - ref
 
 
-def write_delay(write: Write, readers: dict[int, Sequence[Read]], windows: dict[int, Sequence[Window]]) -> float | None:
-    """The largest reader delay of one write; None if any reader never caught up."""
+def write_delay(
+    write: Write, readers: Mapping[ReaderId, Sequence[Read]], windows: Mapping[ReaderId, Sequence[Window]]
+) -> float | None:
+    """The largest reader delay of one write; None if any reader never caught up (readers and windows share ids)."""
     delays = [reader_delay(write, reads, windows.get(index, ())) for index, reads in readers.items()]
     return None if any(d is None for d in delays) else max(d for d in delays if d is not None)
 

@@ -1,6 +1,6 @@
 """Writes the README's measured numbers from bench/results/*.json, between markers, so none is typed by hand.
 
-    <!-- generated:consistency:start --> ... <!-- generated:consistency:end -->   from propagation.json
+    <!-- generated:consistency:start --> ... <!-- generated:consistency:end -->   from propagation.json, ordering.json
     <!-- generated:reliability:start --> ... <!-- generated:reliability:end -->   from drills.json
 
 Run by `make bench-propagation` and `make drill` after they write their results (never by `make
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import drill, propagation
+from bench import drill, ordering, propagation
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -36,28 +36,52 @@ def _machine(results: dict[str, Any]) -> str:
     )
 
 
-def consistency(results: dict[str, Any] | None) -> str:
-    if results is None:
+def consistency(results: dict[str, Any] | None, order: dict[str, Any] | None = None) -> str:
+    if results is None or "paths" not in results:  # none yet, or from before every path was read
         return "_No results yet: run `make bench-propagation`._"
     plan = results["plan"]
     lines = [
         _machine(results),
-        f"One writer and {results['readers']} reader processes, {plan['writes']} writes per scenario; "
-        f"target {results['target_seconds']:.0f} s (the contract's bound is 5 s).",
+        f"{plan['writers']} concurrent writers (each through its own server process) and {results['readers']} "
+        f"reader processes, each read on every path ({', '.join(results['paths'])}) at {plan['rate']:.0f} requests/s "
+        f"on a fixed schedule; {plan['writes']} writes per writer and scenario; target "
+        f"{results['target_seconds']:.0f} s (the contract's bound is 5 s).",
         "",
         propagation.table(results),
+        "",
+        *ordered(order),
     ]
     return "\n".join(lines)
 
 
-def reliability(results: dict[str, Any] | None) -> str:
+def ordered(results: dict[str, Any] | None) -> list[str]:
+    """The out-of-order commit rounds (bench/ordering.py)."""
     if results is None:
+        return ["_No out-of-order commit results yet: run `make bench-propagation`._"]
+    plan = results["plan"]
+    return [
+        f"Commits forced out of number order at the database ({results['form']} form, {results['generated_at']}): "
+        f"{plan['rounds']} rounds per hold point; writers through 2 servers, every path of "
+        f"{results['read_servers']} others read at {plan['rate']:.0f} requests/s; CACHE_TTL_SECONDS "
+        f"{results['cache_ttl_s']}. `commit`: the first write is held inside COMMIT, its revision taken; "
+        "`early`: at its first statement on the flag's row.",
+        "",
+        ordering.summary_table(results),
+        "",
+        ordering.table(results),
+    ]
+
+
+def reliability(results: dict[str, Any] | None) -> str:
+    if results is None or "rate" not in results["plan"]:  # none yet, or from before the drills ran open loop
         return "_No results yet: run `make drill`._"
     plan = results["plan"]
     lines = [
         _machine(results),
-        f"{results['servers']} server processes under load; each fault lasts {plan['fault']:.0f} s; the kill switch "
-        f"is flipped {plan['flip_after']:.0f} s into it; recovery is waited for up to {plan['recovery_cap']:.0f} s.",
+        f"{results['servers']} server processes under open-loop load ({plan['rate']:.0f} reads/s each, latency from "
+        f"each read's due time); each fault lasts {plan['fault']:.0f} s; the kill switch is flipped "
+        f"{plan['flip_after']:.0f} s into it; recovery is waited for up to {plan['recovery_cap']:.0f} s. The failover "
+        "and black-hole drills run on clusters of their own: 2 servers, every read path read open loop.",
         "",
         drill.table(results),
         "",
@@ -68,9 +92,9 @@ def reliability(results: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any] | None], str]]] = {
-    "consistency": ("propagation.json", consistency),
-    "reliability": ("drills.json", reliability),
+SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any] | None, Path], str]]] = {
+    "consistency": ("propagation.json", lambda results, folder: consistency(results, _load(folder / "ordering.json"))),
+    "reliability": ("drills.json", lambda results, folder: reliability(results)),
 }
 
 
@@ -85,7 +109,7 @@ def replace_section(text: str, name: str, body: str) -> str:
 
 def render(text: str, results_dir: Path) -> str:
     for name, (file, build) in SECTIONS.items():
-        text = replace_section(text, name, build(_load(results_dir / file)))
+        text = replace_section(text, name, build(_load(results_dir / file), results_dir))
     return text
 
 

@@ -51,6 +51,8 @@ class CacheConfig(_Section):
     # The global revision key has no TTL and must never be evicted: only volatile-* policies guarantee it.
     maxmemory_policy: Literal["volatile-lru", "volatile-lfu", "volatile-ttl", "volatile-random"]
     slowlog_microseconds: int = Field(ge=0)
+    # A replacement cache is the next generation, built beside the current one (docs/operations.md).
+    generation: int = Field(default=1, ge=1, le=99)
 
     @model_validator(mode="after")
     def _multi_az_needs_a_replica(self) -> CacheConfig:
@@ -116,6 +118,8 @@ class AlarmConfig(_Section):
     bypass_max_per_minute: int = Field(ge=0)
     outbox_pending_max: int = Field(ge=0)
     cache_budget_usd_per_month: float = Field(gt=0)
+    # Commands in the cache's slow log (each slower than cache.slowlogMicroseconds) per 5 minutes.
+    slow_commands_max_per_5_minutes: int = Field(ge=0)
     # The canary's own alarms: Lambda Duration p95 of the new version while it takes 10 % of traffic.
     canary_duration_p95_max_ms: float = Field(gt=0)
     # An SNS notification for every kill-switch write (a metric filter on the audit log line).
@@ -131,6 +135,8 @@ class EnvironmentConfig(_Section):
     log_retention_days: int
     network: NetworkConfig
     cache: CacheConfig
+    # The cache being replaced, kept (with its own settings) until the service no longer uses it.
+    previous_cache: CacheConfig | None = None
     database: DatabaseConfig
     function: FunctionConfig
     api: ApiConfig
@@ -142,6 +148,17 @@ class EnvironmentConfig(_Section):
         if days not in _RETENTION_BY_DAYS:
             raise ValueError(f"CloudWatch Logs has no retention of {days} days")
         return days
+
+    @model_validator(mode="after")
+    def _a_previous_cache_is_another_generation(self) -> EnvironmentConfig:
+        if self.previous_cache is not None and self.previous_cache.generation == self.cache.generation:
+            raise ValueError("previousCache.generation must differ from cache.generation")
+        return self
+
+    @property
+    def caches(self) -> list[CacheConfig]:
+        """The active cache first, then the one being replaced (if any)."""
+        return [self.cache] + ([self.previous_cache] if self.previous_cache else [])
 
     @model_validator(mode="after")
     def _connections_fit_the_database(self) -> EnvironmentConfig:

@@ -1,36 +1,40 @@
 """The service stack of one environment: function, canary, API, monitoring and operators.
 
-It holds nothing that is hard to replace, so it is redeployed with every release; everything stateful
-comes from the environment's StatefulStack. All wiring and grants between the units are here.
+It holds nothing that is hard to replace, so it is redeployed with every release. What it needs from the
+environment's stateful stack it reads from SSM parameters at deploy time (stateful_parameters.py), never
+from exports, so that stack stays free to replace its cache or database. All wiring and grants between
+the units are here.
 """
 
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from stacks.config import EnvironmentConfig
 from stacks.constructs.api import STAGE_NAME, FlagApi
 from stacks.constructs.canary import CanaryDeployment
+from stacks.constructs.database import postgres_engine
 from stacks.constructs.database_proxy import FlagDatabaseProxy
-from stacks.constructs.flag_function import SERVICE_NAME, FlagFunction, flag_settings, metrics_namespace
+from stacks.constructs.flag_function import FlagFunction, flag_settings
 from stacks.constructs.monitoring import MonitoredResources, Monitoring
 from stacks.constructs.operators import FlagOperators
+from stacks.constructs.stateful_parameters import StatefulReferences
 from stacks.cost_tags import apply_cost_tags
-from stacks.stateful_stack import StatefulStack
+from stacks.naming import SERVICE_NAME, cache_group_id, cache_iam_user_id, metrics_namespace
 
 # `cdk deploy -c flagservice:canaryAcceptDegraded=true`: let a fix through while a store is down.
 ACCEPT_DEGRADED_CONTEXT = "flagservice:canaryAcceptDegraded"
 
 
-def cache_node_ids(stateful: StatefulStack) -> list[str]:
+def cache_node_ids(group_id: str, replicas: int) -> list[str]:
     """ElastiCache names a replication group's nodes `<group id>-001`, `-002`, ... (CloudWatch dimensions)."""
-    group_id = stateful.cache.replication_group.ref
-    return [f"{group_id}-{index:03d}" for index in range(1, 2 + stateful.config.cache.replicas)]
+    return [f"{group_id}-{index:03d}" for index in range(1, 2 + replicas)]
 
 
 class ServiceStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, stateful: StatefulStack, **kwargs: object) -> None:
-        config = stateful.config
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: object) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -41,41 +45,29 @@ class ServiceStack(cdk.Stack):
         )
         self.config = config
         common = {"log_retention": config.log_retention, "removal_policy": config.resource_removal_policy}
-        database_secret = stateful.database_secret
-        self.proxy = None
-        if config.function.rds_proxy:
-            self.proxy = FlagDatabaseProxy(
-                self,
-                "DatabaseProxy",
-                instance=stateful.database.instance,
-                database_secret=database_secret,
-                database_security_group_id=stateful.network.database_security_group.security_group_id,
-                client_security_group=stateful.function_security_group,
-                vpc=stateful.vpc,
-            )
-            database_secret = self.proxy.client_secret
-        settings = flag_settings(
-            config,
-            redis_url=stateful.redis_url,
-            redis_auth_secret_arn=stateful.redis_auth_secret.secret_arn,
-            database_secret_arn=database_secret.secret_arn,
-        )
+        self.stateful = StatefulReferences(self, "Stateful", environment=config.name)
+        self.proxy = self._proxy() if config.function.rds_proxy else None
         self.flags = FlagFunction(
             self,
             "FlagFunction",
             config=config,
-            environment=settings,
-            vpc=stateful.vpc,
-            security_group=stateful.function_security_group,
+            environment=self._settings(),
+            version_description=cdk.Fn.join(
+                " ", ["cache", self.stateful.cache_name, "database", self.stateful.database_instance_id]
+            ),
+            vpc=self.stateful.vpc,
+            security_group=self.stateful.function_security_group,
         )
-        stateful.redis_auth_secret.grant_read(self.flags.function)
-        database_secret.grant_read(self.flags.function)
+        self.stateful.database_secret.grant_read(self.flags.function)
+        self._allow_cache_sign_in()
         self.canary = CanaryDeployment(
             self,
             "Canary",
             function=self.flags.function,
             alias=self.flags.alias,
             version=self.flags.version,
+            namespace=metrics_namespace(config.name),
+            service_name=SERVICE_NAME,
             duration_p95_max_ms=config.alarms.canary_duration_p95_max_ms,
             accept_degraded=str(self.node.try_get_context(ACCEPT_DEGRADED_CONTEXT)).lower() == "true",
             **common,
@@ -94,8 +86,8 @@ class ServiceStack(cdk.Stack):
                 function_log_group=self.flags.log_group,
                 api_name=self.api.api.rest_api_name,
                 api_stage=STAGE_NAME,
-                cache_node_ids=cache_node_ids(stateful),
-                database_instance_id=stateful.database.instance.instance_identifier,
+                cache_node_ids=cache_node_ids(self.stateful.cache_name, config.cache.replicas),
+                database_instance_id=self.stateful.database_instance_id,
             ),
         )
         self.operators = FlagOperators(
@@ -109,6 +101,48 @@ class ServiceStack(cdk.Stack):
         self._outputs()
         apply_cost_tags(self, config.cost_tags)
 
+    def _proxy(self) -> FlagDatabaseProxy:
+        return FlagDatabaseProxy(
+            self,
+            "DatabaseProxy",
+            instance_identifier=self.stateful.database_instance_id,
+            instance_endpoint_address=self.stateful.database_host,
+            engine=postgres_engine(self.config.database.postgres_version),
+            database_secret=self.stateful.database_secret,
+            database_security_group_id=self.stateful.database_security_group_id,
+            client_security_group=self.stateful.function_security_group,
+            vpc=self.stateful.vpc,
+        )
+
+    def _settings(self) -> dict[str, str]:
+        return flag_settings(
+            self.config,
+            cache_endpoint=self.stateful.cache_endpoint,
+            cache_name=self.stateful.cache_name,
+            cache_iam_user=self.stateful.cache_iam_user,
+            database_host=self.proxy.endpoint if self.proxy else self.stateful.database_host,
+            database_secret_arn=self.stateful.database_secret.secret_arn,
+        )
+
+    def _allow_cache_sign_in(self) -> None:
+        """`elasticache:Connect` as the IAM user, to the active cache and the one being replaced (if any).
+
+        The previous generation stays allowed while cdk.json keeps it: the version still taking traffic
+        during the canary signs in to it with this same role.
+        """
+        stack = cdk.Stack.of(self)
+        arn = cdk.ArnFormat.COLON_RESOURCE_NAME
+        groups = [cache_group_id(self.config.name, cache.generation) for cache in self.config.caches]
+        resources = [
+            stack.format_arn(service="elasticache", resource="replicationgroup", resource_name=group, arn_format=arn)
+            for group in groups
+        ]
+        user = cache_iam_user_id(self.config.name)
+        resources.append(stack.format_arn(service="elasticache", resource="user", resource_name=user, arn_format=arn))
+        self.flags.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["elasticache:Connect"], resources=resources)
+        )
+
     def _outputs(self) -> None:
         """What runbooks and flagctl need, by name (docs/operations.md)."""
         outputs = {
@@ -118,6 +152,13 @@ class ServiceStack(cdk.Stack):
             "AlarmTopicArn": (self.monitoring.alarm_topic.topic_arn, "Subscribe on-call to the alarms"),
             "FunctionName": (self.flags.function.function_name, "The flag function"),
             "DeploymentGroupName": (self.canary.deployment_group.deployment_group_name, "CodeDeploy canary"),
+            "DeploymentApplicationName": (
+                self.canary.deployment_group.application.application_name,
+                "CodeDeploy application (aws deploy list-deployments)",
+            ),
+            # Where the function runs, for shells that must reach the stores (docs/operations.md, restore).
+            "VpcId": (self.stateful.vpc.vpc_id, "The environment's VPC (from the stateful stack's parameters)"),
+            "DatabaseSecurityGroupId": (self.stateful.database_security_group_id, "The database's security group"),
         }
         if self.monitoring.kill_switch_topic is not None:
             outputs["KillSwitchTopicArn"] = (self.monitoring.kill_switch_topic.topic_arn, "Every kill-switch write")

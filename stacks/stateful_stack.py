@@ -1,22 +1,28 @@
 """The stateful stack of one environment: network, cache, database and the migrations that shape it.
 
-Data that is hard to replace lives here, apart from the service stack (issue 5), so the service can be
-redeployed often without touching it. The attributes below are what the service stack consumes.
+Data that is hard to replace lives here, apart from the service stack, so the service can be redeployed
+often without touching it. What the service stack needs is published as SSM parameters
+(stateful_parameters.py), never as exports, so the cache or the database can be replaced.
 """
 
 from __future__ import annotations
 
 import aws_cdk as cdk
-from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig
-from stacks.constructs.cache import FlagCache
-from stacks.constructs.database import FlagDatabase
+from stacks.config import CacheConfig, EnvironmentConfig
+from stacks.constructs import stateful_parameters as keys
+from stacks.constructs.cache import CacheUsers, FlagCache
+from stacks.constructs.database import DATABASE_NAME, MASTER_USERNAME, FlagDatabase
 from stacks.constructs.migration import DatabaseMigration
-from stacks.constructs.network import Network
+from stacks.constructs.network import DATABASE_PORT, Network
+from stacks.constructs.stateful_parameters import StatefulParameters
 from stacks.cost_tags import apply_cost_tags
+
+
+def cache_construct_id(generation: int) -> str:
+    """Generation 1 keeps the id the cache always had; a replacement gets its own."""
+    return "Cache" if generation == 1 else f"Cache{generation}"
 
 
 class StatefulStack(cdk.Stack):
@@ -40,14 +46,9 @@ class StatefulStack(cdk.Stack):
             endpoint_az_count=config.network.endpoint_az_count,
             **common,
         )
-        self.cache = FlagCache(
-            self,
-            "Cache",
-            config=config.cache,
-            vpc=self.network.vpc,
-            security_group=self.network.cache_security_group,
-            **common,
-        )
+        self.cache_users = CacheUsers(self, "CacheUsers", environment=config.name, engine=config.cache.engine)
+        self.caches = [self._cache(cache_config, common) for cache_config in config.caches]
+        self.cache = self.caches[0]  # the active generation: the one the parameters point at
         self.database = FlagDatabase(
             self,
             "Database",
@@ -61,40 +62,50 @@ class StatefulStack(cdk.Stack):
             "Migration",
             environment_name=config.name,
             database_secret_arn=self.database.secret.secret_arn,
+            database_address=self.database_address,
             vpc=self.network.vpc,
             security_group=self.network.migration_security_group,
             run_after=[self.network, self.database],
             **common,
         )
         self.database.secret.grant_read(self.migration.function.function)
+        self.parameters = StatefulParameters(self, "Parameters", environment=config.name, values=self._published())
         apply_cost_tags(self, config.cost_tags)
 
-    # What the service stack (issue 5) needs, as typed attributes.
-    @property
-    def vpc(self) -> ec2.IVpc:
-        return self.network.vpc
+    def _cache(self, cache_config: CacheConfig, common: dict[str, object]) -> FlagCache:
+        return FlagCache(
+            self,
+            cache_construct_id(cache_config.generation),
+            environment=self.config.name,
+            config=cache_config,
+            user_group=self.cache_users.user_group,
+            vpc=self.network.vpc,
+            security_group=self.network.cache_security_group,
+            **common,  # type: ignore[arg-type]
+        )
 
     @property
-    def function_security_group(self) -> ec2.ISecurityGroup:
-        return self.network.function_security_group
+    def database_address(self) -> dict[str, str]:
+        """DB_HOST, DB_PORT, DB_NAME and DB_USER: RDS's managed secret holds only username and password."""
+        return {
+            "DB_HOST": self.database.endpoint_address,
+            "DB_PORT": str(DATABASE_PORT),
+            "DB_NAME": DATABASE_NAME,
+            "DB_USER": MASTER_USERNAME,
+        }
 
-    @property
-    def redis_endpoint(self) -> str:
-        return self.cache.endpoint_address
-
-    @property
-    def redis_port(self) -> int:
-        return self.cache.port
-
-    @property
-    def redis_url(self) -> str:
-        """REDIS_URL for the flag function: TLS is required by the cache."""
-        return f"rediss://{self.cache.endpoint_address}:{self.cache.port}"
-
-    @property
-    def redis_auth_secret(self) -> secretsmanager.ISecret:
-        return self.cache.auth_token
-
-    @property
-    def database_secret(self) -> secretsmanager.ISecret:
-        return self.database.secret
+    def _published(self) -> dict[str, str]:
+        """The values of the SSM parameters the service stack reads (stateful_parameters.KEYS)."""
+        network = self.network
+        return {
+            keys.VPC_ID: network.vpc.vpc_id,
+            keys.ISOLATED_SUBNET_IDS: cdk.Fn.join(",", [subnet.subnet_id for subnet in network.vpc.isolated_subnets]),
+            keys.FUNCTION_SECURITY_GROUP: network.function_security_group.security_group_id,
+            keys.DATABASE_SECURITY_GROUP: network.database_security_group.security_group_id,
+            keys.CACHE_ENDPOINT: self.cache.endpoint_address,
+            keys.CACHE_NAME: self.cache.replication_group.ref,
+            keys.CACHE_IAM_USER: self.cache_users.service_user.ref,
+            keys.DATABASE_HOST: self.database.endpoint_address,
+            keys.DATABASE_INSTANCE: self.database.instance.instance_identifier,
+            keys.DATABASE_SECRET_ARN: self.database.secret.secret_arn,
+        }

@@ -14,7 +14,7 @@ from flagservice.http import error_body, json_response, read_headers
 from flagservice.lambda_context import LocalContext, allowed_methods, request_id
 from flagservice.ports import CacheOutcome
 from flagservice.settings import SettingsError
-from flagservice.telemetry import logger, metrics, tracer
+from flagservice.telemetry import function_version, logger, metrics, record_answer, tracer
 
 app = APIGatewayRestResolver()
 app.include_router(routes_read.router)
@@ -42,7 +42,7 @@ def _status_and_code(exc: errors.FlagServiceError) -> tuple[int, str]:
     """The contract's table; on OFREP routes an invalid key is a missing flag (OpenFeature codes only)."""
     if isinstance(exc, errors.InvalidKeyError) and app.current_event.path.startswith(OFREP_PREFIX):
         return 404, "FLAG_NOT_FOUND"
-    return ERRORS[type(exc)]
+    return next(ERRORS[kind] for kind in type(exc).__mro__ if kind in ERRORS)
 
 
 @app.exception_handler(list(ERRORS))
@@ -102,6 +102,7 @@ def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # The correlation id is the request id we echo (no JMESPath search of the event per request).
     logger.set_correlation_id(request_id(event))
     answer: dict[str, Any] = _traced(event, context)
+    record_answer(int(answer["statusCode"]), function_version(context))  # 5xx per version: the canary's alarms
     return answer
 
 

@@ -20,8 +20,17 @@ class Settings(BaseModel):
     FLAGS_ENV: str = Field(default="dev", pattern=r"^[A-Za-z0-9_-]{1,32}$")
     REDIS_URL: str = Field(pattern=r"^rediss?://")
     REDIS_AUTH_SECRET_ARN: str | None = None
+    # ElastiCache IAM authentication: the user, and the replication group the token is signed for.
+    REDIS_IAM_USER: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]*$")
+    REDIS_CACHE_NAME: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]*$")
     DATABASE_URL: str | None = Field(default=None, pattern=r"^postgres(ql)?://")
     DB_SECRET_ARN: str | None = None
+    # Where the database is and as whom to connect; the password comes from DB_SECRET_ARN's secret
+    # (RDS-managed secrets hold only username and password). DB_HOST alone: no password (local servers).
+    DB_HOST: str | None = None
+    DB_PORT: int = Field(default=5432, ge=1, le=65535)
+    DB_NAME: str | None = None
+    DB_USER: str | None = None
     CACHE_TTL_SECONDS: int = Field(default=300, ge=1)
     STALE_MAX_AGE_SECONDS: int = Field(default=86400, ge=1)
     NEGATIVE_TTL_SECONDS: int = Field(default=30, ge=1)
@@ -34,10 +43,20 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:
-        if self.DATABASE_URL and self.DB_SECRET_ARN:
-            raise ValueError("set only one of DATABASE_URL and DB_SECRET_ARN")
-        if not self.DATABASE_URL and not self.DB_SECRET_ARN:
+        if self.DATABASE_URL and (self.DB_SECRET_ARN or self.DB_HOST):
+            raise ValueError("set only one of DATABASE_URL and DB_SECRET_ARN (or DB_HOST)")
+        if not (self.DATABASE_URL or self.DB_SECRET_ARN or self.DB_HOST):
             raise ValueError("one of DATABASE_URL and DB_SECRET_ARN is required")
+        return self
+
+    @model_validator(mode="after")
+    def _one_cache_credential(self) -> Settings:
+        if bool(self.REDIS_IAM_USER) != bool(self.REDIS_CACHE_NAME):
+            raise ValueError("REDIS_IAM_USER and REDIS_CACHE_NAME go together")
+        if self.REDIS_IAM_USER and self.REDIS_AUTH_SECRET_ARN:
+            raise ValueError("set only one of REDIS_IAM_USER and REDIS_AUTH_SECRET_ARN")
+        if self.REDIS_IAM_USER and not self.REDIS_URL.startswith("rediss://"):
+            raise ValueError("REDIS_IAM_USER needs a rediss:// REDIS_URL (IAM authentication requires TLS)")
         return self
 
     @property
@@ -61,8 +80,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         return Settings.model_validate({name: env[name] for name in names if env.get(name, "") != ""})
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "DATABASE_URL/DB_SECRET_ARN"
-        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+        name = ".".join(str(part) for part in first["loc"])
+        # A rule across variables (a model validator) has no location: its message names the variables.
+        message = f"invalid setting {name}: {first['msg']}" if name else f"invalid settings: {first['msg']}"
+        raise SettingsError(message) from None
 
 
 @functools.lru_cache(maxsize=1)

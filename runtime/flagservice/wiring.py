@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from typing import Any
 
 from flagservice import telemetry
-from flagservice.adapters.database_secret import database_conninfo, read_secret
+from flagservice.adapters import redis_credentials
+from flagservice.adapters.database_secret import DatabaseAddress, database_conninfo_source
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.adapters.redis_cache import RedisFlagCache
+from flagservice.adapters.redis_pool import PeakTrackingPool
 from flagservice.cache_aside import CacheAside
 from flagservice.l1 import L1Cache
 from flagservice.service import FlagService
@@ -21,22 +24,31 @@ _sync: SyncThread | None = None
 
 
 def build_repository(settings: Settings) -> PostgresFlagRepository:
-    conninfo = database_conninfo(database_url=settings.DATABASE_URL, secret_arn=settings.DB_SECRET_ARN)
+    address = DatabaseAddress(settings.DB_HOST, settings.DB_PORT, settings.DB_NAME, settings.DB_USER)
+    conninfo = database_conninfo_source(
+        database_url=settings.DATABASE_URL, secret_arn=settings.DB_SECRET_ARN, address=address
+    )
     return PostgresFlagRepository.connect(conninfo, prepare=settings.DB_PREPARED_STATEMENTS)
 
 
-def redis_auth_token(settings: Settings) -> str | None:
-    """The ElastiCache AUTH token from Secrets Manager, when one is configured."""
-    if not settings.REDIS_AUTH_SECRET_ARN:
-        return None
-    return str(read_secret(settings.REDIS_AUTH_SECRET_ARN))
+def cache_credentials(settings: Settings) -> redis_credentials.RefreshingCredentials | None:
+    """IAM tokens (deployed), the AUTH token of a secret, or none (a password in REDIS_URL, or no AUTH)."""
+    if settings.REDIS_IAM_USER and settings.REDIS_CACHE_NAME:
+        return redis_credentials.iam_credentials(
+            user=settings.REDIS_IAM_USER, cache_name=settings.REDIS_CACHE_NAME, region=os.environ["AWS_REGION"]
+        )
+    if settings.REDIS_AUTH_SECRET_ARN:
+        return redis_credentials.secret_credentials(settings.REDIS_AUTH_SECRET_ARN)
+    return None
 
 
 def build_cache(settings: Settings) -> RedisFlagCache:
     ttl = settings.CACHE_TTL_SECONDS
     client = RedisFlagCache.client_for(
-        settings.REDIS_URL, max_connections=settings.REDIS_MAX_CONNECTIONS, password=redis_auth_token(settings)
+        settings.REDIS_URL, max_connections=settings.REDIS_MAX_CONNECTIONS, credentials=cache_credentials(settings)
     )
+    if isinstance(client.connection_pool, PeakTrackingPool):
+        telemetry.watch_pool_peak(client.connection_pool.take_peak)
     return RedisFlagCache(
         client,
         env=settings.FLAGS_ENV,

@@ -16,10 +16,15 @@ HOOK_DIR = Path(__file__).resolve().parent.parent / "hooks"
 HOOK_HANDLER = "canary_hook.handler"
 # The hook needs only boto3, which every Python runtime ships: it can follow the newest runtime.
 HOOK_RUNTIME = lambda_.Runtime.PYTHON_3_14
-HOOK_TIMEOUT = cdk.Duration.seconds(60)
+# Up to about 30 s waiting for IAM per invocation (the hook's AccessDenied patience), then the report.
+HOOK_TIMEOUT = cdk.Duration.seconds(90)
 DEPLOYMENT_CONFIG = codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES
 PROBE_FLAG_KEY = "canary-probe"
-ALIAS_ERRORS_PER_MINUTE = 5  # the old version's share counts too: a little noise must not roll back
+# The runtime's names (runtime/flagservice/telemetry.py); tests/infrastructure/test_alarm_metrics.py renders
+# the handler's EMF for a 5xx and checks that the rollback alarm matches it exactly.
+SERVER_ERRORS_METRIC = "ServerErrorAnswers"
+INTERNAL_ERRORS_METRIC = "InternalErrorAnswers"
+VERSION_DIMENSION = "FunctionVersion"
 
 
 class CanaryDeployment(Construct):
@@ -31,9 +36,14 @@ class CanaryDeployment(Construct):
     for 5 minutes, then the rest. A Failed hook, a stopped deployment or any alarm below in ALARM rolls the
     alias back to the previous version, and CloudFormation then rolls the stack update back.
 
-    Alarms: errors of the new version (any), its p95 duration, and errors of the alias as a whole. The
-    new version's metrics are the alias's metrics with its `ExecutedVersion`, which is how Lambda reports
-    invocations through an alias.
+    Every alarm watches the new version alone, so an incident in the version being replaced (its alarms
+    already in ALARM) never blocks the fix; alias-wide alarms page people instead (monitoring.py):
+    - 5xx answers of the new version, a metric of ours: the handler turns exceptions into 500/503
+      answers, which Lambda's `Errors` never counts. With `accept_degraded` (a fix deployed while a store
+      is down), only the 5xx that are not 503 count: a 503 then means the store, not the release.
+    - Lambda `Errors` of the new version (crashes, timeouts) and its p95 `Duration`: Lambda reports
+      invocations through an alias with the executed version as `ExecutedVersion`.
+    The version dimension is the deployed version itself (`Fn::GetAtt <Version>.Version`).
     """
 
     def __init__(
@@ -44,6 +54,8 @@ class CanaryDeployment(Construct):
         function: lambda_.Function,
         alias: lambda_.Alias,
         version: lambda_.IVersion,
+        namespace: str,
+        service_name: str,
         duration_p95_max_ms: float,
         accept_degraded: bool,
         log_retention: logs.RetentionDays,
@@ -51,9 +63,10 @@ class CanaryDeployment(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.accept_degraded = accept_degraded
-        self.hook = self._hook(function, accept_degraded, log_retention, removal_policy)
-        version.grant_invoke(self.hook)
-        self.alarms = self._alarms(function, alias, version, duration_p95_max_ms)
+        self._function = function
+        self.hook = self._hook(function, version, accept_degraded, log_retention, removal_policy)
+        self._allow_invoking_versions(function)
+        self.alarms = self._alarms(function, alias, version, duration_p95_max_ms, namespace, service_name)
         self.deployment_group = codedeploy.LambdaDeploymentGroup(
             self,
             "DeploymentGroup",
@@ -70,9 +83,25 @@ class CanaryDeployment(Construct):
                 actions=["codedeploy:GetDeployment"], resources=[self.deployment_group.deployment_group_arn]
             )
         )
-        # No explicit ordering needed: the alias's UpdatePolicy names the hook, and the hook function waits
-        # for its role's policy (with every grant above), so its permissions exist before CodeDeploy calls it.
+        self.hook.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["codedeploy:GetApplicationRevision"],
+                resources=[self.deployment_group.application.application_arn],
+            )
+        )
+        # The alias's UpdatePolicy names the hook (a Ref: CloudFormation updates the hook first, cfn-lint's W3005
+        # says as much of an explicit DependsOn), and the hook waits for its role's policy, so the hook that
+        # CodeDeploy calls has this release's TARGET_VERSION and permissions. It still retries an AccessDenied
+        # invoke for about 30 s, because IAM is eventually consistent.
         self._acknowledge()
+
+    def _allow_invoking_versions(self, function: lambda_.Function) -> None:
+        """Any published version of the flag function: the one CodeDeploy targets may be an older release
+        (a redeploy or a rollback), and a grant that does not change with every release is in place long
+        before the hook runs (no IAM propagation delay)."""
+        self.hook.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[f"{function.function_arn}:*"])
+        )
 
     def _acknowledge(self) -> None:
         role = self.deployment_group.role
@@ -92,6 +121,17 @@ class CanaryDeployment(Construct):
                 "function's versions and aliases, as CDK's invoke grant always does.",
             )
         )
+        hook_role = self.hook.role
+        assert hook_role is not None
+        function_id = cdk.Stack.of(self).resolve(cdk.Stack.of(self).get_logical_id(self._cfn(self._function)))
+        cdk.Validations.of(hook_role.node.find_child("DefaultPolicy")).acknowledge(
+            cdk.Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+                reason="The hook may invoke the published versions of the one flag function: the version "
+                "CodeDeploy targets may be an older release, and a grant that changes with every release "
+                "would still be propagating through IAM when the hook runs.",
+            )
+        )
 
     @staticmethod
     def _cfn(construct: Construct) -> cdk.CfnElement:
@@ -102,6 +142,7 @@ class CanaryDeployment(Construct):
     def _hook(
         self,
         function: lambda_.Function,
+        version: lambda_.IVersion,
         accept_degraded: bool,
         log_retention: logs.RetentionDays,
         removal_policy: cdk.RemovalPolicy,
@@ -133,6 +174,7 @@ class CanaryDeployment(Construct):
             log_group=log_group,
             environment={
                 "TARGET_FUNCTION_NAME": function.function_name,
+                "TARGET_VERSION": version.version,  # what this deployment publishes; CodeDeploy's record wins
                 "PROBE_FLAG_KEY": PROBE_FLAG_KEY,
                 "ACCEPT_DEGRADED": "true" if accept_degraded else "false",
             },
@@ -145,36 +187,36 @@ class CanaryDeployment(Construct):
         alias: lambda_.Alias,
         version: lambda_.IVersion,
         duration_p95_max_ms: float,
+        namespace: str,
+        service_name: str,
     ) -> dict[str, cloudwatch.Alarm]:
-        alias_dimensions = {
+        minute = cdk.Duration.minutes(1)
+        executed = {
             "FunctionName": function.function_name,
             "Resource": f"{function.function_name}:{alias.alias_name}",
+            "ExecutedVersion": version.version,
         }
-        new_version = {**alias_dimensions, "ExecutedVersion": version.version}
-        minute = cdk.Duration.minutes(1)
 
-        def metric(name: str, statistic: str, dimensions: dict[str, str]) -> cloudwatch.Metric:
+        def metric(namespace: str, name: str, statistic: str, dimensions: dict[str, str]) -> cloudwatch.Metric:
             return cloudwatch.Metric(
-                namespace="AWS/Lambda",
-                metric_name=name,
-                dimensions_map=dimensions,
-                statistic=statistic,
-                period=minute,
+                namespace=namespace, metric_name=name, dimensions_map=dimensions, statistic=statistic, period=minute
             )
 
+        answers = INTERNAL_ERRORS_METRIC if self.accept_degraded else SERVER_ERRORS_METRIC
+        ours = {"service": service_name, VERSION_DIMENSION: version.version}
         specs = {
-            "NewVersionErrors": (metric("Errors", "Sum", new_version), 1, 1, "Any error of the new version"),
+            "NewVersionServerErrors": (
+                metric(namespace, answers, "Sum", ours),
+                1,
+                1,
+                f"Any {'non-503 ' if self.accept_degraded else ''}5xx answer of the new version",
+            ),
+            "NewVersionErrors": (metric("AWS/Lambda", "Errors", "Sum", executed), 1, 1, "Any error of the new version"),
             "NewVersionDurationP95": (
-                metric("Duration", "p95", new_version),
+                metric("AWS/Lambda", "Duration", "p95", executed),
                 duration_p95_max_ms,
                 2,
                 f"p95 duration of the new version above {duration_p95_max_ms:g} ms for 2 minutes",
-            ),
-            "AliasErrors": (
-                metric("Errors", "Sum", alias_dimensions),
-                ALIAS_ERRORS_PER_MINUTE,
-                1,
-                f"{ALIAS_ERRORS_PER_MINUTE} or more errors a minute through the live alias",
             ),
         }
         return {

@@ -26,10 +26,13 @@ def postgres_engine(version: str) -> rds.IInstanceEngine:
 class FlagDatabase(Construct):
     """A single PostgreSQL instance in the isolated subnets, reachable only through `security_group`.
 
-    Credentials are generated into Secrets Manager in RDS's JSON shape (host, port, username, password,
-    dbname), which the runtime reads through DB_SECRET_ARN. Minor upgrades are deliberate (the version in
-    cdk.json, staging first), TLS is forced, and `max_connections` is explicit so the function's reserved
-    concurrency can be checked against it (stacks/config.py). Backups enable point-in-time restore.
+    RDS manages the master password itself (ManageMasterUserPassword): it generates it into a Secrets
+    Manager secret of its own (`username` and `password`) and rotates it every 7 days, with no rotation
+    function and no network path to build. The runtime reads that secret (DB_SECRET_ARN) afresh for each
+    new connection, and the address from DB_HOST, DB_PORT, DB_NAME and DB_USER. Minor upgrades are
+    deliberate (the version in cdk.json, staging first), TLS is forced, and `max_connections` is explicit
+    so the function's reserved concurrency can be checked against it (stacks/config.py). Backups enable
+    point-in-time restore.
     """
 
     def __init__(
@@ -77,22 +80,31 @@ class FlagDatabase(Construct):
             auto_minor_version_upgrade=False,
             removal_policy=removal_policy,
         )
-        assert self.instance.secret is not None  # generated credentials always create one
-        self.secret: secretsmanager.ISecret = self.instance.secret
-        # Credentials follow the data: a retained or snapshotted database is useless without its password.
-        keep_credentials = removal_policy != cdk.RemovalPolicy.DESTROY
-        self._generated_secret.apply_removal_policy(
-            cdk.RemovalPolicy.RETAIN if keep_credentials else cdk.RemovalPolicy.DESTROY
-        )
+        self.secret = self._let_rds_manage_the_password()
         self.port = DATABASE_PORT
         self._acknowledge(config)
 
+    def _let_rds_manage_the_password(self) -> secretsmanager.ISecret:
+        """ManageMasterUserPassword on the instance, in place of the secret the L2 construct generates.
+
+        aws-cdk-lib's DatabaseInstance always generates (or takes) a password, and has no property for
+        RDS-managed passwords yet: its secret is removed and the CloudFormation properties overridden.
+        RDS deletes its secret with the instance; a retained or snapshotted database keeps its master
+        user, whose password can be reset with `modify-db-instance --manage-master-user-password`.
+        """
+        assert self.instance.node.try_remove_child("Secret"), "the generated secret moved"
+        cfn = self.instance.node.default_child
+        assert isinstance(cfn, rds.CfnDBInstance)
+        cfn.add_property_override("MasterUsername", MASTER_USERNAME)
+        cfn.add_property_deletion_override("MasterUserPassword")
+        cfn.manage_master_user_password = True
+        return secretsmanager.Secret.from_secret_complete_arn(
+            self, "ManagedSecret", cfn.attr_master_user_secret_secret_arn
+        )
+
     @property
-    def _generated_secret(self) -> secretsmanager.Secret:
-        """The generated secret itself, not the attachment that `instance.secret` returns."""
-        secret = self.instance.node.find_child("Secret")
-        assert isinstance(secret, secretsmanager.Secret)
-        return secret
+    def endpoint_address(self) -> str:
+        return self.instance.db_instance_endpoint_address
 
     def _acknowledge(self, config: DatabaseConfig) -> None:
         acknowledge = cdk.Validations.of(self.instance).acknowledge
@@ -119,10 +131,3 @@ class FlagDatabase(Construct):
                     "and a RETAIN removal policy.",
                 )
             )
-        cdk.Validations.of(self._generated_secret).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="Not rotated yet: containers cache the credentials for up to 5 minutes and would fail "
-                "to reconnect after a single-user rotation. Follow-up: alternating-users rotation.",
-            )
-        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -13,15 +12,13 @@ from stacks.constructs.network import DATABASE_PORT, ISOLATED
 
 
 class FlagDatabaseProxy(Construct):
-    """The proxy, its security group and rules, and `client_secret`: what the function reads instead.
+    """The proxy, its security group and rules; `endpoint` is what the function's DB_HOST names instead.
 
-    The runtime connects to the `host` of the secret named by DB_SECRET_ARN. To point it at the proxy
-    without a new setting, `client_secret` is the database secret's JSON with the proxy endpoint as host:
-    CloudFormation fills username, password and dbname from the database secret (dynamic references), so
-    no credential appears in the template. The proxy authenticates to the database with the original.
-    Its pool is capped at PROXY_MAX_CONNECTIONS_PERCENT of max_connections (stacks/config.py checks it),
-    and the function gets DB_PREPARED_STATEMENTS=false (flag_function.py): prepared statements would pin
-    proxy sessions and undo the multiplexing.
+    The function and the proxy both read the database's own secret (RDS-managed, rotated by RDS): the
+    function takes the password from it and connects to the proxy's endpoint; the proxy signs in to the
+    database with it. Its pool is capped at PROXY_MAX_CONNECTIONS_PERCENT of max_connections
+    (stacks/config.py checks it), and the function gets DB_PREPARED_STATEMENTS=false (flag_function.py):
+    prepared statements would pin proxy sessions and undo the multiplexing.
     """
 
     def __init__(
@@ -29,7 +26,9 @@ class FlagDatabaseProxy(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        instance: rds.DatabaseInstance,
+        instance_identifier: str,
+        instance_endpoint_address: str,
+        engine: rds.IInstanceEngine,
         database_secret: secretsmanager.ISecret,
         database_security_group_id: str,
         client_security_group: ec2.ISecurityGroup,
@@ -65,7 +64,9 @@ class FlagDatabaseProxy(Construct):
         self.proxy = rds.DatabaseProxy(
             self,
             "Proxy",
-            proxy_target=rds.ProxyTarget.from_instance(self._target(instance, database_security_group_id)),
+            proxy_target=rds.ProxyTarget.from_instance(
+                self._target(instance_identifier, instance_endpoint_address, engine, database_security_group_id)
+            ),
             secrets=[database_secret],
             vpc=vpc,
             vpc_subnets=ISOLATED,
@@ -74,23 +75,24 @@ class FlagDatabaseProxy(Construct):
             iam_auth=False,
             max_connections_percent=PROXY_MAX_CONNECTIONS_PERCENT,
         )
-        self.client_secret = self._client_secret(database_secret)
+        self.endpoint = self.proxy.endpoint
 
-    def _target(self, instance: rds.DatabaseInstance, database_security_group_id: str) -> rds.IDatabaseInstance:
+    def _target(
+        self, identifier: str, endpoint_address: str, engine: rds.IInstanceEngine, database_security_group_id: str
+    ) -> rds.IDatabaseInstance:
         """The instance seen from this stack, with its security group immutable.
 
         ProxyTarget opens the database's group to the proxy by itself; on the stateful stack's own group
         that rule would land in the stateful stack and point back here (a cycle). The rule is declared
         above instead, in this stack.
         """
-        assert instance.engine is not None
         return rds.DatabaseInstance.from_database_instance_attributes(
             self,
             "Target",
-            instance_identifier=instance.instance_identifier,
-            instance_endpoint_address=instance.db_instance_endpoint_address,
+            instance_identifier=identifier,
+            instance_endpoint_address=endpoint_address,
             port=DATABASE_PORT,
-            engine=instance.engine,
+            engine=engine,
             security_groups=[
                 ec2.SecurityGroup.from_security_group_id(
                     self, "DatabaseSecurityGroup", database_security_group_id, mutable=False
@@ -109,30 +111,3 @@ class FlagDatabaseProxy(Construct):
             to_port=DATABASE_PORT,
             description="PostgreSQL over TLS through RDS Proxy",
         )
-
-    def _client_secret(self, database_secret: secretsmanager.ISecret) -> secretsmanager.Secret:
-        def copied(field: str) -> cdk.SecretValue:
-            return cdk.SecretValue.secrets_manager(database_secret.secret_arn, json_field=field)
-
-        secret = secretsmanager.Secret(
-            self,
-            "ClientSecret",
-            description="Flag database credentials with the RDS Proxy endpoint as host (read by the flag function)",
-            secret_object_value={
-                "engine": cdk.SecretValue.unsafe_plain_text("postgres"),
-                "host": cdk.SecretValue.unsafe_plain_text(self.proxy.endpoint),
-                "port": cdk.SecretValue.unsafe_plain_text(str(DATABASE_PORT)),
-                "username": copied("username"),
-                "password": copied("password"),
-                "dbname": copied("dbname"),
-            },
-            removal_policy=cdk.RemovalPolicy.DESTROY,  # a copy: the database secret is the original
-        )
-        cdk.Validations.of(secret).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="A copy of the database secret with the proxy as host, filled by CloudFormation; it follows "
-                "the original, which is not rotated yet (docs/infrastructure.md), on every deployment.",
-            )
-        )
-        return secret

@@ -9,32 +9,43 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.constructs.database import DATABASE_NAME, MASTER_USERNAME
+from stacks.constructs.network import CACHE_PORT, DATABASE_PORT
 from stacks.constructs.service_function import ServiceFunction
+from stacks.naming import SERVICE_NAME, metrics_namespace
 
 FLAG_HANDLER = "flagservice.handler.lambda_handler"
 ALIAS_NAME = "live"
-SERVICE_NAME = "flagservice"
-
-
-def metrics_namespace(environment: str) -> str:
-    """One CloudWatch namespace per environment, so dashboards and alarms never mix environments."""
-    return f"FeatureFlags/{environment}"
+__all__ = ["SERVICE_NAME", "FlagFunction", "flag_settings", "metrics_namespace"]
 
 
 def flag_settings(
-    config: EnvironmentConfig, *, redis_url: str, redis_auth_secret_arn: str, database_secret_arn: str
+    config: EnvironmentConfig,
+    *,
+    cache_endpoint: str,
+    cache_name: str,
+    cache_iam_user: str,
+    database_host: str,
+    database_secret_arn: str,
 ) -> dict[str, str]:
     """The function's environment: fields of the runtime's `Settings` model plus Powertools' variables.
 
-    tests/infrastructure/test_flag_function.py compares every name with `flagservice.settings.Settings`.
-    Tracing stays off: the isolated VPC has no X-Ray endpoint (docs/operations.md).
+    The cache is reached over TLS and signed into with IAM (REDIS_IAM_USER, REDIS_CACHE_NAME); the
+    database's address is here and its password in RDS's managed secret. tests/infrastructure/
+    test_flag_function.py compares every name with `flagservice.settings.Settings`. Tracing stays off:
+    the isolated VPC has no X-Ray endpoint (docs/operations.md).
     """
     function = config.function
     settings = {
         "FLAGS_ENV": config.name,
-        "REDIS_URL": redis_url,
-        "REDIS_AUTH_SECRET_ARN": redis_auth_secret_arn,
+        "REDIS_URL": f"rediss://{cache_endpoint}:{CACHE_PORT}",
+        "REDIS_IAM_USER": cache_iam_user,
+        "REDIS_CACHE_NAME": cache_name,
         "DB_SECRET_ARN": database_secret_arn,
+        "DB_HOST": database_host,
+        "DB_PORT": str(DATABASE_PORT),
+        "DB_NAME": DATABASE_NAME,
+        "DB_USER": MASTER_USERNAME,
         "CACHE_TTL_SECONDS": str(function.cache_ttl_seconds),
         "STALE_MAX_AGE_SECONDS": str(function.stale_max_age_seconds),
         "NEGATIVE_TTL_SECONDS": str(function.negative_ttl_seconds),
@@ -54,7 +65,10 @@ class FlagFunction(Construct):
     """The flag handler as a `ServiceFunction` (the shared Lambda defaults) and its `live` alias.
 
     Every deployment publishes a new version (`current_version` follows code and configuration); the
-    alias moves to it through the CodeDeploy canary (canary.py), never directly.
+    alias moves to it through the CodeDeploy canary (canary.py), never directly. `version_description`
+    names what the settings read from SSM at deploy time: CDK cannot see those values when it decides
+    whether the version changed, but CloudFormation replaces a version whose description changed, so a
+    new cache or database publishes a new version, which goes through the canary like any release.
     """
 
     def __init__(
@@ -64,6 +78,7 @@ class FlagFunction(Construct):
         *,
         config: EnvironmentConfig,
         environment: dict[str, str],
+        version_description: str,
         vpc: ec2.IVpc,
         security_group: ec2.ISecurityGroup,
     ) -> None:
@@ -82,6 +97,7 @@ class FlagFunction(Construct):
             timeout=cdk.Duration.seconds(config.function.timeout_seconds),
             reserved_concurrent_executions=config.function.reserved_concurrency,
             keep_old_versions=True,  # `aws lambda update-alias` back to any earlier release (operations.md)
+            version_description=version_description,
         )
         self.function: lambda_.Function = self.service_function.function
         self.log_group: logs.ILogGroup = self.service_function.log_group

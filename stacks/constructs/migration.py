@@ -36,6 +36,7 @@ class DatabaseMigration(Construct):
         *,
         environment_name: str,
         database_secret_arn: str,
+        database_address: dict[str, str],
         vpc: ec2.IVpc,
         security_group: ec2.ISecurityGroup,
         run_after: Sequence[Construct],
@@ -50,6 +51,7 @@ class DatabaseMigration(Construct):
             description=f"Applies the flag database migrations ({environment_name})",
             environment={
                 "DB_SECRET_ARN": database_secret_arn,
+                **database_address,
                 "FLAGS_ENV": environment_name,
                 "POWERTOOLS_SERVICE_NAME": "flagservice-migrations",
                 "LOG_LEVEL": "INFO",

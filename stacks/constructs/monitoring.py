@@ -23,6 +23,13 @@ HOUR = cdk.Duration.hours(1)
 KILL_SWITCH_METRIC = "KillSwitchWrites"
 REDIS_CPU_MAX_PERCENT = 80  # t4g nodes run unlimited: sustained CPU above baseline is billed
 API_5XX_PER_MINUTE = 5
+FUNCTION_ERRORS_PER_MINUTE = 5  # every version through the alias: pages people, never blocks a deployment
+# The runtime's names (runtime/flagservice/telemetry.py) and the slow log filter's (cache.py);
+# tests/infrastructure/test_alarm_metrics.py checks each alarm against what is really emitted.
+POOL_PEAK_METRIC = "RedisPoolPeakInUse"
+LOOKUP_LATENCY_METRIC = "LookupLatency"
+HIT_LATENCY_METRIC = "LookupLatencyHit"
+SLOW_COMMANDS_METRIC = "CacheSlowCommands"
 CACHE_SERVICE = "Amazon ElastiCache"  # the Cost Explorer SERVICE dimension of the cache's charges
 HIT_RATE_QUERY = logs.QueryString(
     fields=["flag", "cache", 'strcontains(cache, "HIT") + strcontains(cache, "STALE") as hit'],
@@ -56,7 +63,9 @@ class MonitoredResources:
 class Monitoring(Construct):
     """Per environment: dashboard, alarms to an SNS topic, kill-switch notifications, budget, saved queries.
 
-    The service's own metrics (EMF, DESIGN.md Observability) carry one dimension, Powertools' `service`.
+    The service's own metrics (EMF, DESIGN.md Observability) carry one dimension, Powertools' `service`
+    (the 5xx counts per version, which add `FunctionVersion`, are the canary's: canary.py). The cache's
+    slow log is counted by a metric filter in the stateful stack (CacheSlowCommands, no dimension).
     Hit rate is metric math: (CacheHit + StaleServed) / all lookups, the definition `/admin/cache/stats`
     uses (a BYPASS is a miss). The kill-switch notification needs no route from the function to SNS: a
     metric filter counts the audit log lines that leave a flag disabled, and an alarm on that count
@@ -144,6 +153,21 @@ class Monitoring(Construct):
             for i, node in enumerate(self._resources.cache_node_ids)
         ]
 
+    def slow_commands(self) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self._resources.namespace, metric_name=SLOW_COMMANDS_METRIC, statistic="Sum", period=FIVE_MINUTES
+        )
+
+    def _errors_per_version(self) -> cloudwatch.MathExpression:
+        """One line per function version that answered 5xx (the canary's own metric, found by SEARCH)."""
+        schema = f"{{{self._resources.namespace},FunctionVersion,service}}"
+        return cloudwatch.MathExpression(
+            expression=f"SEARCH('{schema} MetricName=\"ServerErrorAnswers\"', 'Sum', 60)",
+            using_metrics={},
+            label="5xx answers, version",
+            period=MINUTE,
+        )
+
     def _lambda_metric(self, name: str, statistic: str) -> cloudwatch.Metric:
         return cloudwatch.Metric(
             namespace="AWS/Lambda",
@@ -205,10 +229,11 @@ class Monitoring(Construct):
             ),
             "PoolInUseHigh": self._alarm(
                 "PoolInUseHigh",
-                m("RedisPoolInUse", "Maximum"),
+                m(POOL_PEAK_METRIC, "Maximum"),
                 threshold=limits.pool_in_use_max,
                 periods=5,
-                description=f"More than {limits.pool_in_use_max} Redis connections in use in a container for 5 min",
+                description=f"More than {limits.pool_in_use_max} Redis connections in use at once during requests, "
+                "every minute for 5 min",
             ),
             "PoolExhausted": self._alarm(
                 "PoolExhausted",
@@ -217,12 +242,27 @@ class Monitoring(Construct):
                 periods=1,
                 description="A Redis connection pool ran out of connections",
             ),
-            "LookupLatencyP95High": self._alarm(
-                "LookupLatencyP95High",
-                m("LookupLatency", "p95", FIVE_MINUTES),
+            "HitLatencyP95High": self._alarm(
+                "HitLatencyP95High",
+                m(HIT_LATENCY_METRIC, "p95", FIVE_MINUTES),
                 threshold=limits.latency_p95_max_ms,
                 periods=2,
-                description=f"Flag lookup p95 above {limits.latency_p95_max_ms:g} ms for 10 min",
+                description=f"Cached (HIT) lookup p95 above {limits.latency_p95_max_ms:g} ms for 10 min",
+            ),
+            "LookupLatencyP95High": self._alarm(
+                "LookupLatencyP95High",
+                m(LOOKUP_LATENCY_METRIC, "p95", FIVE_MINUTES),
+                threshold=limits.latency_p95_max_ms,
+                periods=2,
+                description=f"Flag lookup p95 (every outcome) above {limits.latency_p95_max_ms:g} ms for 10 min",
+            ),
+            "CacheSlowCommands": self._alarm(
+                "CacheSlowCommands",
+                self.slow_commands(),
+                threshold=limits.slow_commands_max_per_5_minutes,
+                periods=1,
+                description=f"More than {limits.slow_commands_max_per_5_minutes} commands in the cache's slow log "
+                "in 5 min (see its SlowLog group)",
             ),
             "RedisMemoryHigh": self._alarm(
                 "RedisMemoryHigh",
@@ -267,6 +307,13 @@ class Monitoring(Construct):
                 threshold=limits.outbox_pending_max,
                 periods=5,
                 description="Cache invalidations waiting in the outbox for 5 min: writes may not be visible",
+            ),
+            "FunctionErrors": self._alarm(
+                "FunctionErrors",
+                self._lambda_metric("Errors", "Sum"),
+                threshold=FUNCTION_ERRORS_PER_MINUTE,
+                periods=2,
+                description=f"More than {FUNCTION_ERRORS_PER_MINUTE} function errors a minute for 2 min (any version)",
             ),
             "FunctionThrottles": self._alarm(
                 "FunctionThrottles",
@@ -398,11 +445,12 @@ class Monitoring(Construct):
         def graph(title: str, metrics: list[cloudwatch.IMetric], **options: object) -> cloudwatch.GraphWidget:
             return cloudwatch.GraphWidget(title=title, left=metrics, width=8, height=6, **options)  # type: ignore[arg-type]
 
-        latency = [m("LookupLatency", p, FIVE_MINUTES).with_(label=p) for p in ("p50", "p95", "p99")]
+        latency = [m(LOOKUP_LATENCY_METRIC, p, FIVE_MINUTES).with_(label=p) for p in ("p50", "p95", "p99")]
+        latency.append(m(HIT_LATENCY_METRIC, "p95", FIVE_MINUTES).with_(label="HIT p95"))
         outcomes = [
             m(name, "Sum").with_(label=name) for name in ("CacheHit", "CacheMiss", "CacheBypass", "StaleServed")
         ]
-        pool = [m("RedisPoolInUse", "Maximum"), m("RedisPoolExhausted", "Sum"), m("RedisConnectionErrors", "Sum")]
+        pool = [m(POOL_PEAK_METRIC, "Maximum"), m("RedisPoolExhausted", "Sum"), m("RedisConnectionErrors", "Sum")]
         rds = cloudwatch.Metric(
             namespace="AWS/RDS",
             metric_name="DatabaseConnections",
@@ -419,8 +467,13 @@ class Monitoring(Construct):
             [
                 graph("Redis pool per container", list(pool)),
                 graph(
-                    "Breaker, outbox, cache errors",
-                    [m("CacheBreakerOpen", "Maximum"), m("OutboxPending", "Maximum"), m("CacheError", "Sum")],
+                    "Breaker, outbox, cache errors, slow commands",
+                    [
+                        m("CacheBreakerOpen", "Maximum"),
+                        m("OutboxPending", "Maximum"),
+                        m("CacheError", "Sum"),
+                        self.slow_commands(),
+                    ],
                 ),
                 graph("Database connections", [rds]),
             ],
@@ -449,8 +502,11 @@ class Monitoring(Construct):
                     ],
                 ),
                 graph(
-                    "API requests and errors",
-                    [self._api_metric(name, "Sum") for name in ("Count", "4XXError", "5XXError")],
+                    "API requests and errors; 5xx answers per version",
+                    [
+                        *[self._api_metric(name, "Sum") for name in ("Count", "4XXError", "5XXError")],
+                        self._errors_per_version(),
+                    ],
                 ),
                 graph(
                     "API latency p95 (ms)",

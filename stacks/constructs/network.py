@@ -10,6 +10,7 @@ from constructs import Construct
 CACHE_PORT = 6379
 DATABASE_PORT = 5432
 HTTPS_PORT = 443
+AZ_COUNT = 2  # one isolated subnet per AZ
 ISOLATED = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
 
@@ -37,7 +38,7 @@ class Network(Construct):
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(cidr),
-            max_azs=2,
+            max_azs=AZ_COUNT,
             nat_gateways=0,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24)

@@ -42,6 +42,7 @@ class ServiceFunction(Construct):
         timeout: cdk.Duration | None = None,
         reserved_concurrent_executions: int | None = None,
         keep_old_versions: bool = False,
+        version_description: str | None = None,
     ) -> None:
         """`keep_old_versions` retains each published version when the next one replaces it (rollback targets)."""
         super().__init__(scope, construct_id)
@@ -65,7 +66,9 @@ class ServiceFunction(Construct):
             memory_size=memory_size,
             timeout=timeout or cdk.Duration.seconds(30),
             reserved_concurrent_executions=reserved_concurrent_executions,
-            current_version_options=lambda_.VersionOptions(removal_policy=cdk.RemovalPolicy.RETAIN)
+            current_version_options=lambda_.VersionOptions(
+                removal_policy=cdk.RemovalPolicy.RETAIN, description=version_description
+            )
             if keep_old_versions
             else None,
         )

@@ -158,3 +158,21 @@ def only_resource(template_json: dict[str, Any], resource_type: str) -> tuple[st
     found = resources_of_type(template_json, resource_type)
     assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
     return next(iter(found.items()))
+
+
+def published(synthesis: Synthesis, environment: str, reference: Any) -> Any:
+    """What the stateful stack writes into the SSM parameter a service template `{"Ref": ...}`s.
+
+    The service stack reads each value as a parameter of type `AWS::SSM::Parameter::Value<String>`
+    whose default is the parameter's name; the stateful stack of the same environment writes it.
+    """
+    service = synthesis.template_json(environment, "service")
+    declared = service["Parameters"][reference["Ref"]]
+    assert declared["Type"] == "AWS::SSM::Parameter::Value<String>", declared
+    written = [
+        parameter["Properties"]
+        for parameter in resources_of_type(synthesis.template_json(environment), "AWS::SSM::Parameter").values()
+        if parameter["Properties"]["Name"] == declared["Default"]
+    ]
+    assert len(written) == 1, f"the stateful stack writes no parameter {declared['Default']}"
+    return written[0]["Value"]

@@ -13,12 +13,10 @@ from tests.infrastructure.conftest import only_resource, resources_of_type
 ELASTICACHE_AUTH_PUNCTUATION = set("!&#$^<>-")
 
 
-def _auth_secret(template_json: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The secret the replication group's AuthToken resolves to, followed by reference."""
-    _, group = only_resource(template_json, "AWS::ElastiCache::ReplicationGroup")
-    parts = group["Properties"]["AuthToken"]["Fn::Join"][1]
-    logical_id = next(part["Ref"] for part in parts if isinstance(part, dict))
-    return logical_id, template_json["Resources"][logical_id]
+def _users(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ElastiCache users by user name."""
+    users = resources_of_type(template_json, "AWS::ElastiCache::User").values()
+    return {user["Properties"]["UserName"]: user["Properties"] for user in users}
 
 
 def test_the_replication_group_is_encrypted_in_transit_and_at_rest(
@@ -37,23 +35,46 @@ def test_the_replication_group_is_encrypted_in_transit_and_at_rest(
     )
 
 
-def test_the_auth_token_comes_from_secrets_manager_as_a_dynamic_reference(template_json: dict[str, Any]) -> None:
+def test_the_cache_has_no_auth_token_and_signs_in_through_its_user_group(
+    template_json: dict[str, Any], environment: str
+) -> None:
     _, group = only_resource(template_json, "AWS::ElastiCache::ReplicationGroup")
-    _, secret = _auth_secret(template_json)
+    user_group_id, user_group = only_resource(template_json, "AWS::ElastiCache::UserGroup")
 
-    assert group["Properties"]["AuthToken"]["Fn::Join"][1][0] == "{{resolve:secretsmanager:"
-    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert "AuthToken" not in group["Properties"]
+    assert group["Properties"]["UserGroupIds"] == [{"Ref": user_group_id}]
+    assert group["Properties"]["ReplicationGroupId"] == f"flags-{environment}-cache-1"  # IAM tokens name it
+    assert user_group["Properties"]["UserGroupId"] == f"flags-{environment}-users"
 
 
-def test_the_auth_token_uses_only_characters_elasticache_accepts(template_json: dict[str, Any]) -> None:
-    _, secret = _auth_secret(template_json)
-    generator = secret["Properties"]["GenerateSecretString"]
+def test_the_service_user_signs_in_with_iam_and_the_default_user_is_switched_off(
+    template_json: dict[str, Any], environment: str
+) -> None:
+    users = _users(template_json)
+    _, user_group = only_resource(template_json, "AWS::ElastiCache::UserGroup")
+    by_ref = {
+        key: value["Properties"]["UserName"]
+        for key, value in resources_of_type(template_json, "AWS::ElastiCache::User").items()
+    }
+    service, default = users[f"flags-{environment}-service"], users["default"]
 
+    assert sorted(by_ref[ref["Ref"]] for ref in user_group["Properties"]["UserIds"]) == sorted(users)
+    assert service["AuthenticationMode"] == {"Type": "iam"} and service["UserId"] == service["UserName"]
+    assert default["AccessString"].split()[0] == "off"  # nobody signs in as default
+    assert default["UserId"] == f"flags-{environment}-default"  # user ids are unique per account and region
+
+
+def test_the_default_user_password_is_generated_from_characters_elasticache_accepts(
+    template_json: dict[str, Any],
+) -> None:
+    (password,) = _users(template_json)["default"]["AuthenticationMode"]["Passwords"]
+    secret_id = next(part["Ref"] for part in password["Fn::Join"][1] if isinstance(part, dict))
+    generator = template_json["Resources"][secret_id]["Properties"]["GenerateSecretString"]
+
+    assert password["Fn::Join"][1][0] == "{{resolve:secretsmanager:"  # never in the template itself
     possible = set(string.ascii_letters + string.digits + string.punctuation) - set(generator["ExcludeCharacters"])
     assert possible - set(string.ascii_letters + string.digits) == ELASTICACHE_AUTH_PUNCTUATION
-    assert not generator.get("IncludeSpace", False)
-    assert 16 <= generator["PasswordLength"] <= 128
-    assert "SecretStringTemplate" not in generator  # the whole secret string is the token
+    assert 16 <= generator["PasswordLength"] <= 128 and not generator.get("IncludeSpace", False)
 
 
 def test_node_count_and_failover_follow_the_environment(template: Template, config: EnvironmentConfig) -> None:

@@ -80,34 +80,40 @@ def test_the_alias_update_goes_through_codedeploy_with_the_hook_before_traffic(
     assert policy["BeforeAllowTrafficHook"] == {"Ref": hook_id}
 
 
-def test_the_rollback_alarms_watch_the_new_version_and_the_alias(
-    service_template_json: dict[str, Any], config: EnvironmentConfig
-) -> None:
-    _, group = only_resource(service_template_json, "AWS::CodeDeploy::DeploymentGroup")
-    _, alias = only_resource(service_template_json, "AWS::Lambda::Alias")
-    new_version = alias["Properties"]["FunctionVersion"]  # GetAtt of the version the alias moves to
-    alarms = [
-        alarm_by_ref(service_template_json, a["Name"])["Properties"]
+def rollback_alarms(template_json: dict[str, Any]) -> list[dict[str, Any]]:
+    _, group = only_resource(template_json, "AWS::CodeDeploy::DeploymentGroup")
+    return [
+        alarm_by_ref(template_json, a["Name"])["Properties"]
         for a in group["Properties"]["AlarmConfiguration"]["Alarms"]
     ]
-    watched = {}
-    for alarm in alarms:
-        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
-        key = (
-            alarm["MetricName"],
-            alarm.get("Statistic") or alarm.get("ExtendedStatistic"),
-            "ExecutedVersion" in dimensions,
-        )
-        watched[key] = (alarm, dimensions)
 
-    assert set(watched) == {("Errors", "Sum", True), ("Duration", "p95", True), ("Errors", "Sum", False)}
-    errors, dims = watched[("Errors", "Sum", True)]
-    assert dims["ExecutedVersion"] == new_version and errors["Threshold"] == 1
-    p95, _ = watched[("Duration", "p95", True)]
-    assert p95["Threshold"] == config.alarms.canary_duration_p95_max_ms
-    _, alias_dims = watched[("Errors", "Sum", False)]
-    assert alias_dims["Resource"]["Fn::Join"][1][-1] == ":live"
-    assert all(a["Namespace"] == "AWS/Lambda" and a["Period"] == 60 for a in alarms)
+
+def test_every_rollback_alarm_watches_the_new_version_alone_never_the_alias(
+    service_template_json: dict[str, Any], config: EnvironmentConfig
+) -> None:
+    """An incident in the version being replaced must not block the fix: no alias-wide alarm here."""
+    _, alias = only_resource(service_template_json, "AWS::Lambda::Alias")
+    new_version = alias["Properties"]["FunctionVersion"]  # GetAtt <Version>.Version, what the alias moves to
+    watched = {}
+    for alarm in rollback_alarms(service_template_json):
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        version_dimension = "FunctionVersion" if alarm["Namespace"].startswith("FeatureFlags/") else "ExecutedVersion"
+        assert dimensions[version_dimension] == new_version, alarm
+        watched[(alarm["Namespace"], alarm["MetricName"], alarm.get("Statistic") or alarm.get("ExtendedStatistic"))] = (
+            alarm
+        )
+
+    assert set(watched) == {
+        (f"FeatureFlags/{config.name}", "ServerErrorAnswers", "Sum"),
+        ("AWS/Lambda", "Errors", "Sum"),
+        ("AWS/Lambda", "Duration", "p95"),
+    }
+    assert watched[(f"FeatureFlags/{config.name}", "ServerErrorAnswers", "Sum")]["Threshold"] == 1
+    assert watched[("AWS/Lambda", "Errors", "Sum")]["Threshold"] == 1
+    assert watched[("AWS/Lambda", "Duration", "p95")]["Threshold"] == config.alarms.canary_duration_p95_max_ms
+    assert all(
+        a["Period"] == 60 and a["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" for a in watched.values()
+    )
 
 
 def test_the_hook_runs_outside_the_vpc_on_its_own_small_asset(
@@ -125,23 +131,35 @@ def test_the_hook_runs_outside_the_vpc_on_its_own_small_asset(
     assert function["Properties"]["Environment"]["Variables"]["ACCEPT_DEGRADED"] == "false"
 
 
-def test_the_hook_may_invoke_only_the_new_version_and_report_only_to_its_deployment_group(
+def test_the_hook_may_invoke_the_flag_function_versions_and_read_and_report_its_own_deployments(
     service_template_json: dict[str, Any],
 ) -> None:
     _, function = hook(service_template_json)
-    _, alias = only_resource(service_template_json, "AWS::Lambda::Alias")
+    flag_id, _ = flag_function(service_template_json)
     group_id, _ = only_resource(service_template_json, "AWS::CodeDeploy::DeploymentGroup")
+    application_id, _ = only_resource(service_template_json, "AWS::CodeDeploy::Application")
     statements = {json.dumps(s["Action"]): s for s in role_statements(service_template_json, function)}
-    version_id = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
 
-    assert statements['"lambda:InvokeFunction"']["Resource"] == {"Ref": version_id}
+    invoke = statements['"lambda:InvokeFunction"']["Resource"]["Fn::Join"][1]
+    assert invoke == [{"Fn::GetAtt": [flag_id, "Arn"]}, ":*"]  # its versions: the one targeted may be older
     report = statements['["codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"]']
     assert {"Ref": group_id} in report["Resource"]["Fn::Join"][1]
+    revision = statements['"codedeploy:GetApplicationRevision"']["Resource"]["Fn::Join"][1]
+    assert revision[-2:] == [":application:", {"Ref": application_id}]
     assert "logs:PutLogEvents" in statements['["logs:CreateLogStream", "logs:PutLogEvents"]']["Action"]
-    assert len(statements) == 3
+    assert len(statements) == 4
     assert (
         "ManagedPolicyArns"
         not in service_template_json["Resources"][function["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+    )
+
+
+def test_the_stack_tells_the_hook_the_version_it_publishes(service_template_json: dict[str, Any]) -> None:
+    _, function = hook(service_template_json)
+    _, alias = only_resource(service_template_json, "AWS::Lambda::Alias")
+
+    assert (
+        function["Properties"]["Environment"]["Variables"]["TARGET_VERSION"] == alias["Properties"]["FunctionVersion"]
     )
 
 
@@ -151,8 +169,15 @@ def test_a_deploy_context_lets_a_degraded_version_through(tmp_path: Path) -> Non
     app.node.set_context("aws:cdk:bundling-stacks", [])
 
     stacks = app_module.build_environment(app, load_environments()["dev"], None)
+    template = Template.from_stack(stacks.service, skip_cyclical_dependencies_check=True)
 
     assert stacks.service.canary.accept_degraded is True
+    # A 503 then means the store that is down, not the release: only the other 5xx roll back.
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"MetricName": "InternalErrorAnswers", "Namespace": "FeatureFlags/dev"}
+    )
+    metrics = [a["Properties"].get("MetricName") for a in template.find_resources("AWS::CloudWatch::Alarm").values()]
+    assert "ServerErrorAnswers" not in metrics
 
 
 def test_the_hook_tests_the_flag_function(service_template_json: dict[str, Any]) -> None:

@@ -11,15 +11,6 @@ from stacks.config import EnvironmentConfig
 from tests.infrastructure.conftest import Synthesis, only_resource, resources_of_type
 
 
-def _master_secret(template_json: dict[str, Any]) -> dict[str, Any]:
-    """The secret the instance's MasterUserPassword resolves to, followed by reference."""
-    _, instance = only_resource(template_json, "AWS::RDS::DBInstance")
-    parts = instance["Properties"]["MasterUserPassword"]["Fn::Join"][1]
-    logical_id = next(part["Ref"] for part in parts if isinstance(part, dict))
-    secret: dict[str, Any] = template_json["Resources"][logical_id]
-    return secret
-
-
 def test_postgres_runs_a_full_engine_version(template_json: dict[str, Any], config: EnvironmentConfig) -> None:
     _, instance = only_resource(template_json, "AWS::RDS::DBInstance")
 
@@ -35,13 +26,15 @@ def test_the_instance_is_private_and_encrypted(template: Template) -> None:
     )
 
 
-def test_credentials_live_in_secrets_manager(template_json: dict[str, Any]) -> None:
+def test_rds_manages_and_rotates_the_master_password_itself(template_json: dict[str, Any]) -> None:
+    """ManageMasterUserPassword: RDS keeps the password in a secret of its own and rotates it (every 7 days)."""
     _, instance = only_resource(template_json, "AWS::RDS::DBInstance")
-    secret = _master_secret(template_json)
 
-    assert instance["Properties"]["MasterUserPassword"]["Fn::Join"][1][0] == "{{resolve:secretsmanager:"
-    assert secret["Type"] == "AWS::SecretsManager::Secret"
-    assert resources_of_type(template_json, "AWS::SecretsManager::SecretTargetAttachment")  # host, port in the secret
+    assert instance["Properties"]["ManageMasterUserPassword"] is True
+    assert instance["Properties"]["MasterUsername"] == "flags_admin"
+    assert "MasterUserPassword" not in instance["Properties"]  # no password in the template or in our secrets
+    assert not resources_of_type(template_json, "AWS::SecretsManager::SecretTargetAttachment")
+    assert not resources_of_type(template_json, "AWS::SecretsManager::RotationSchedule")  # RDS's own rotation
 
 
 def test_backups_enable_point_in_time_restore(template: Template, config: EnvironmentConfig) -> None:
@@ -59,17 +52,15 @@ def test_availability_and_protection_follow_the_environment(template: Template, 
     )
 
 
-def test_prod_is_multi_az_protected_and_kept_with_its_credentials_on_stack_deletion(
+def test_prod_is_multi_az_protected_and_kept_on_stack_deletion(
     synthesis: Synthesis,
 ) -> None:
     prod = synthesis.template_json("prod")
     _, instance = only_resource(prod, "AWS::RDS::DBInstance")
-    secret = _master_secret(prod)
 
     assert instance["Properties"]["MultiAZ"] is True and instance["Properties"]["DeletionProtection"] is True
     assert instance["DeletionPolicy"] == instance["UpdateReplacePolicy"] == "Retain"
-    assert instance["Properties"]["DeleteAutomatedBackups"] is False
-    assert secret["DeletionPolicy"] == "Retain"
+    assert instance["Properties"]["DeleteAutomatedBackups"] is False  # RDS's secret stays with the instance
 
 
 def test_dev_data_goes_with_its_stack(synthesis: Synthesis) -> None:

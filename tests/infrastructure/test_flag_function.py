@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
 from flagservice.settings import Settings
 from stacks.config import EnvironmentConfig
-from tests.infrastructure.conftest import Synthesis, only_resource, resources_of_type
+from tests.infrastructure.conftest import Synthesis, only_resource, published, resources_of_type
 
 FLAG_HANDLER = "flagservice.handler.lambda_handler"
 # Variables Powertools reads itself (docs.powertools.aws.dev, "Environment variables"); nothing else may be set.
@@ -62,7 +63,9 @@ def test_the_function_gets_the_deployed_settings_and_the_environment_config(
 ) -> None:
     env = variables(service_template_json)
 
-    assert {"REDIS_URL", "REDIS_AUTH_SECRET_ARN", "DB_SECRET_ARN", "FLAGS_ENV"} <= set(env)
+    assert {"REDIS_URL", "REDIS_IAM_USER", "REDIS_CACHE_NAME", "DB_SECRET_ARN", "DB_HOST", "FLAGS_ENV"} <= set(env)
+    assert "REDIS_AUTH_SECRET_ARN" not in env  # IAM authentication: no cache secret at all
+    assert (env["DB_PORT"], env["DB_NAME"], env["DB_USER"]) == ("5432", "flags", "flags_admin")
     assert env["FLAGS_ENV"] == config.name
     assert env["CACHE_TTL_SECONDS"] == str(config.function.cache_ttl_seconds)
     assert env["STALE_MAX_AGE_SECONDS"] == str(config.function.stale_max_age_seconds)
@@ -78,41 +81,45 @@ def test_the_settings_the_stack_sets_validate_against_the_settings_model(
     service_template_json: dict[str, Any],
 ) -> None:
     plain = {k: v for k, v in variables(service_template_json).items() if isinstance(v, str)}
-    tokens = {"REDIS_URL": "rediss://cache.example:6379", "DB_SECRET_ARN": "arn:secret", "REDIS_AUTH_SECRET_ARN": "arn"}
+    tokens = {
+        "REDIS_URL": "rediss://cache.example:6379",
+        "REDIS_IAM_USER": "flags-dev-service",
+        "REDIS_CACHE_NAME": "flags-dev-cache-1",
+        "DB_SECRET_ARN": "arn:secret",
+        "DB_HOST": "db.example",
+    }
 
     settings = Settings.model_validate({**plain, **tokens})
 
     assert settings.DATABASE_URL is None and settings.ADMIN_TOKEN is None
 
 
-def exported(synthesis: Synthesis, environment: str, imported: dict[str, str]) -> Any:
-    """What the stateful stack exports under the name a service stack imports."""
-    outputs = synthesis.template_json(environment)["Outputs"].values()
-    (value,) = [o["Value"] for o in outputs if o.get("Export", {}).get("Name") == imported["Fn::ImportValue"]]
-    return value
-
-
-def test_redis_url_is_tls_to_the_primary_endpoint(
+def test_redis_url_is_tls_to_the_active_cache_primary_endpoint(
     synthesis: Synthesis, environment: str, service_template_json: dict[str, Any]
 ) -> None:
     prefix, host, port = variables(service_template_json)["REDIS_URL"]["Fn::Join"][1]
     group_id, _ = only_resource(synthesis.template_json(environment), "AWS::ElastiCache::ReplicationGroup")
 
     assert (prefix, port) == ("rediss://", ":6379")
-    assert exported(synthesis, environment, host) == {"Fn::GetAtt": [group_id, "PrimaryEndPoint.Address"]}
+    assert published(synthesis, environment, host) == {"Fn::GetAtt": [group_id, "PrimaryEndPoint.Address"]}
 
 
-def test_the_secret_arns_are_the_stateful_stack_secrets(
+def test_the_function_signs_in_to_the_cache_as_its_iam_user_and_to_the_database_with_rds_secret(
     synthesis: Synthesis, environment: str, service_template_json: dict[str, Any]
 ) -> None:
     env = variables(service_template_json)
     stateful = synthesis.template_json(environment)
-    attachment_id, _ = only_resource(stateful, "AWS::SecretsManager::SecretTargetAttachment")
-    _, group = only_resource(stateful, "AWS::ElastiCache::ReplicationGroup")
-    (token,) = [p["Ref"] for p in group["Properties"]["AuthToken"]["Fn::Join"][1] if isinstance(p, dict)]
+    group_id, _ = only_resource(stateful, "AWS::ElastiCache::ReplicationGroup")
+    instance_id, _ = only_resource(stateful, "AWS::RDS::DBInstance")
+    users = resources_of_type(stateful, "AWS::ElastiCache::User")
+    (iam_user,) = [key for key, user in users.items() if user["Properties"]["AuthenticationMode"]["Type"] == "iam"]
 
-    assert exported(synthesis, environment, env["DB_SECRET_ARN"]) == {"Ref": attachment_id}
-    assert exported(synthesis, environment, env["REDIS_AUTH_SECRET_ARN"]) == {"Ref": token}
+    assert published(synthesis, environment, env["REDIS_IAM_USER"]) == {"Ref": iam_user}
+    assert published(synthesis, environment, env["REDIS_CACHE_NAME"]) == {"Ref": group_id}
+    assert published(synthesis, environment, env["DB_SECRET_ARN"]) == {
+        "Fn::GetAtt": [instance_id, "MasterUserSecret.SecretArn"]
+    }
+    assert published(synthesis, environment, env["DB_HOST"]) == {"Fn::GetAtt": [instance_id, "Endpoint.Address"]}
 
 
 def test_the_function_shares_the_lambda_defaults_and_the_environment_sizes(
@@ -141,27 +148,35 @@ def test_the_function_runs_in_the_isolated_subnets_with_the_function_security_gr
     subnets = resources_of_type(stateful, "AWS::EC2::Subnet")
 
     (group,) = vpc_config["SecurityGroupIds"]
-    function_group = exported(synthesis, environment, group)["Fn::GetAtt"][0]
+    function_group = published(synthesis, environment, group)["Fn::GetAtt"][0]
+    selected = [subnet["Fn::Select"] for subnet in vpc_config["SubnetIds"]]
+    (list_ref,) = {json.dumps(split["Fn::Split"][1]) for _, split in selected}
+    separator, joined = published(synthesis, environment, json.loads(list_ref))["Fn::Join"]
 
-    assert sorted(exported(synthesis, environment, s)["Ref"] for s in vpc_config["SubnetIds"]) == sorted(subnets)
+    assert [index for index, _ in selected] == list(range(len(subnets)))
+    assert separator == "," and sorted(ref["Ref"] for ref in joined) == sorted(subnets)
     assert stateful["Resources"][function_group]["Properties"]["GroupDescription"].startswith("Flag function")
 
 
-def test_the_function_reads_exactly_the_two_secrets_it_is_given(service_template_json: dict[str, Any]) -> None:
+def test_the_function_reads_only_the_database_secret_and_signs_in_to_its_caches_as_its_user(
+    service_template_json: dict[str, Any], config: EnvironmentConfig
+) -> None:
     _, function = flag_function(service_template_json)
     role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    statements = [
-        statement
+    statements = {
+        json.dumps(statement["Action"]): statement
         for policy in resources_of_type(service_template_json, "AWS::IAM::Policy").values()
         if {"Ref": role} in policy["Properties"]["Roles"]
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    }
     env = variables(service_template_json)
+    read = statements['["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]']
+    connect = statements['"elasticache:Connect"']
+    names = [part["Fn::Join"][1][-1] for part in connect["Resource"]]
 
-    assert len(statements) == 1
-    assert set(statements[0]["Action"]) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
-    resources = statements[0]["Resource"]
-    assert sorted(map(str, resources)) == sorted(map(str, [env["REDIS_AUTH_SECRET_ARN"], env["DB_SECRET_ARN"]]))
+    assert len(statements) == 2
+    assert read["Resource"] == env["DB_SECRET_ARN"]
+    assert names == [f":replicationgroup:flags-{config.name}-cache-1", f":user:flags-{config.name}-service"]
 
 
 def test_the_live_alias_points_at_the_published_version(service_template_json: dict[str, Any]) -> None:

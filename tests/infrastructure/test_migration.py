@@ -65,11 +65,16 @@ def test_the_migration_function_reads_only_the_database_secret(template_json: di
         if {"Ref": role_id} in policy["Properties"]["Roles"]
     ]
     (statement,) = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    attachment_id, _ = only_resource(template_json, "AWS::SecretsManager::SecretTargetAttachment")
+    instance_id, _ = only_resource(template_json, "AWS::RDS::DBInstance")
+    managed_secret = {"Fn::GetAtt": [instance_id, "MasterUserSecret.SecretArn"]}
+    variables = function["Properties"]["Environment"]["Variables"]
 
-    assert function["Properties"]["Environment"]["Variables"]["DB_SECRET_ARN"] == {"Ref": attachment_id}
+    assert variables["DB_SECRET_ARN"] == managed_secret
     assert "secretsmanager:GetSecretValue" in statement["Action"]
-    assert statement["Resource"] == {"Ref": attachment_id}
+    assert statement["Resource"] == managed_secret
+    # RDS's managed secret holds only username and password: the address comes with the function.
+    assert variables["DB_HOST"] == {"Fn::GetAtt": [instance_id, "Endpoint.Address"]}
+    assert (variables["DB_PORT"], variables["DB_NAME"], variables["DB_USER"]) == ("5432", "flags", "flags_admin")
 
 
 def test_no_deployed_function_gets_a_local_only_setting(template_json: dict[str, Any]) -> None:

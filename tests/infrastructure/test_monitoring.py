@@ -11,7 +11,8 @@ from aws_cdk.assertions import Match, Template
 from stacks.config import EnvironmentConfig
 from tests.infrastructure.conftest import only_resource, resources_of_type
 
-# runtime/flagservice/telemetry.py and cache_aside.py emit these (DESIGN.md, Observability).
+# runtime/flagservice/telemetry.py and cache_aside.py emit these (DESIGN.md, Observability);
+# test_alarm_metrics.py checks the ones alarms read against the handler's real output.
 SERVICE_METRICS = {
     "CacheHit",
     "CacheMiss",
@@ -19,7 +20,8 @@ SERVICE_METRICS = {
     "CacheBypass",
     "StaleServed",
     "LookupLatency",
-    "RedisPoolInUse",
+    "LookupLatencyHit",
+    "RedisPoolPeakInUse",
     "RedisPoolExhausted",
     "RedisConnectionErrors",
     "CacheBreakerOpen",
@@ -91,7 +93,7 @@ def test_service_metrics_are_read_from_the_environment_namespace_with_the_servic
     assert used
     for metric in used:
         assert metric["namespace"] == f"FeatureFlags/{config.name}"
-        if metric["name"] != "KillSwitchWrites":
+        if metric["name"] not in {"KillSwitchWrites", "CacheSlowCommands"}:  # metric filters: no dimension
             assert metric["name"] in SERVICE_METRICS
             assert metric["dimensions"] == {"service": "flagservice"}
 
@@ -117,9 +119,11 @@ def test_hit_rate_below_the_minimum_over_an_hour_alarms(
 @pytest.mark.parametrize(
     ("metric", "stat", "limit", "periods"),
     [
-        ("RedisPoolInUse", "Maximum", "pool_in_use_max", 5),
+        ("RedisPoolPeakInUse", "Maximum", "pool_in_use_max", 5),
         ("RedisPoolExhausted", "Sum", None, 1),
         ("LookupLatency", "p95", "latency_p95_max_ms", 2),
+        ("LookupLatencyHit", "p95", "latency_p95_max_ms", 2),
+        ("CacheSlowCommands", "Sum", "slow_commands_max_per_5_minutes", 1),
         ("CacheBreakerOpen", "Maximum", None, 2),
         ("StaleServed", "Sum", "stale_served_max_per_minute", 3),
         ("CacheBypass", "Sum", "bypass_max_per_minute", 3),
@@ -334,8 +338,10 @@ def test_the_dashboard_shows_what_design_md_lists(service_template_json: dict[st
         assert f'"stat":{stat}' in text
     for name in (
         "LookupLatency",
-        "RedisPoolInUse",
+        "LookupLatencyHit",
+        "RedisPoolPeakInUse",
         "RedisPoolExhausted",
+        "CacheSlowCommands",
         "EngineCPUUtilization",
         "DatabaseMemoryUsagePercentage",
         "Evictions",
@@ -344,3 +350,23 @@ def test_the_dashboard_shows_what_design_md_lists(service_template_json: dict[st
     ):
         assert f'"{name}"' in text, name
     assert {"Hit rate (%)", "Lookup latency (ms)", "Database connections", "Alarms"} <= titles
+
+
+def test_errors_of_every_version_page_people_and_never_roll_a_deployment_back(
+    service_template_json: dict[str, Any],
+) -> None:
+    """The alias-wide view lives here (paging); the canary's alarms watch the new version alone."""
+    alarm = alarm_on(service_template_json, "Errors")
+    (metric,) = metric_stats({"Properties": alarm})
+    _, group = only_resource(service_template_json, "AWS::CodeDeploy::DeploymentGroup")
+    in_group = {a["Name"]["Ref"] for a in group["Properties"]["AlarmConfiguration"]["Alarms"]}
+    monitoring_ids = {
+        key
+        for key, value in resources_of_type(service_template_json, "AWS::CloudWatch::Alarm").items()
+        if str(value["Properties"].get("AlarmName", "")).startswith("flagservice-")
+    }
+
+    assert (metric["namespace"], metric["stat"]) == ("AWS/Lambda", "Sum")
+    assert set(metric["dimensions"]) == {"FunctionName"}  # every version, through the alias or not
+    assert alarm["AlarmActions"] == [alarm_topic_ref(service_template_json)]
+    assert in_group.isdisjoint(monitoring_ids)

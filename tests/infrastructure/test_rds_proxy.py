@@ -62,9 +62,16 @@ def stateful_json(proxied: tuple[Path, app_module.EnvironmentStacks]) -> dict[st
     return document
 
 
-def exported(stateful_json: dict[str, Any], imported: dict[str, str]) -> Any:
-    outputs = stateful_json["Outputs"].values()
-    (value,) = [o["Value"] for o in outputs if o.get("Export", {}).get("Name") == imported["Fn::ImportValue"]]
+def published(service_json: dict[str, Any], stateful_json: dict[str, Any], reference: Any) -> Any:
+    """The value the stateful stack writes into the SSM parameter that a service template references."""
+    if not (isinstance(reference, dict) and "Ref" in reference and reference["Ref"] in service_json["Parameters"]):
+        return reference
+    name = service_json["Parameters"][reference["Ref"]]["Default"]
+    (value,) = [
+        parameter["Properties"]["Value"]
+        for parameter in resources_of_type(stateful_json, "AWS::SSM::Parameter").values()
+        if parameter["Properties"]["Name"] == name
+    ]
     return value
 
 
@@ -77,19 +84,22 @@ def test_the_proxy_requires_tls_and_caps_its_pool(service_json: dict[str, Any], 
     pool = target["Properties"]["ConnectionPoolConfigurationInfo"]
     assert pool["MaxConnectionsPercent"] == PROXY_MAX_CONNECTIONS_PERCENT
     (instance,) = target["Properties"]["DBInstanceIdentifiers"]
-    assert exported(stateful_json, instance) == {"Ref": instance_id}
+    assert published(service_json, stateful_json, instance) == {"Ref": instance_id}
 
 
-def test_the_function_reads_a_secret_whose_host_is_the_proxy(service_json: dict[str, Any]) -> None:
-    proxy_id, _ = only_resource(service_json, "AWS::RDS::DBProxy")
-    secret_id, secret = only_resource(service_json, "AWS::SecretsManager::Secret")
-    parts = secret["Properties"]["SecretString"]["Fn::Join"][1]
-    text = "".join(p if isinstance(p, str) else json.dumps(p) for p in parts)
+def test_function_and_proxy_sign_in_with_the_database_own_rotated_secret(
+    service_json: dict[str, Any], stateful_json: dict[str, Any]
+) -> None:
+    proxy_id, proxy = only_resource(service_json, "AWS::RDS::DBProxy")
+    instance_id, _ = only_resource(stateful_json, "AWS::RDS::DBInstance")
+    env = variables(service_json)
+    (auth,) = proxy["Properties"]["Auth"]
 
-    assert variables(service_json)["DB_SECRET_ARN"] == {"Ref": secret_id}
-    assert {"Fn::GetAtt": [proxy_id, "Endpoint"]} in parts
-    assert text.count("{{resolve:secretsmanager:") == 3  # username, password, dbname from the original
-    assert '"password":"{{resolve:secretsmanager:' in text
+    assert env["DB_HOST"] == {"Fn::GetAtt": [proxy_id, "Endpoint"]}  # the function connects to the proxy
+    managed = {"Fn::GetAtt": [instance_id, "MasterUserSecret.SecretArn"]}
+    assert published(service_json, stateful_json, env["DB_SECRET_ARN"]) == managed
+    assert published(service_json, stateful_json, auth["SecretArn"]) == managed
+    assert not resources_of_type(service_json, "AWS::SecretsManager::Secret")  # no copy to fall out of date
 
 
 def test_behind_the_proxy_the_function_turns_prepared_statements_off(service_json: dict[str, Any]) -> None:
@@ -100,7 +110,14 @@ def test_behind_the_proxy_the_function_turns_prepared_statements_off(service_jso
     plain = {k: v for k, v in env.items() if isinstance(v, str)}
     assert (
         Settings.model_validate(
-            {**plain, "REDIS_URL": "rediss://h:6379", "DB_SECRET_ARN": "arn"}
+            {
+                **plain,
+                "REDIS_URL": "rediss://h:6379",
+                "REDIS_IAM_USER": "u",
+                "REDIS_CACHE_NAME": "c",
+                "DB_SECRET_ARN": "arn",
+                "DB_HOST": "proxy",
+            }
         ).DB_PREPARED_STATEMENTS
         is False
     )
@@ -117,7 +134,7 @@ def test_traffic_runs_function_to_proxy_to_database_on_5432(
     egress = [r["Properties"] for r in resources_of_type(service_json, "AWS::EC2::SecurityGroupEgress").values()]
 
     def imported(value: Any) -> Any:
-        return exported(stateful_json, value) if isinstance(value, dict) and "Fn::ImportValue" in value else value
+        return published(service_json, stateful_json, value)
 
     into_proxy = [r for r in ingress if r["GroupId"] == proxy_group]
     into_database = [r for r in ingress if imported(r["GroupId"]) == database_group]

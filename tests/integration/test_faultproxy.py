@@ -1,7 +1,8 @@
 """The fault proxy over real sockets, between redis-py and a real Redis (bench/faultproxy.py).
 
-Each mode as a client sees it: replies late, a silent connection, a reset, a reply cut short, a
-slow link; and the proxy switched at run time, in-process and as the child process drills use.
+Each mode as a client sees it: replies late, a silent connection, bytes held and delivered late, a
+reset, a reply cut short, a slow link; and the proxy switched (and pointed at another server) at run
+time, in-process and as the child process drills use.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import redis
 
 from bench.faultproxy import FaultProxy, ProxyProcess
 from bench.faults import Direction, Fault, Mode
+from tests.servers import running_redis
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(60)]
 BIG = b"x" * 25_000
@@ -115,3 +117,50 @@ def test_the_proxy_process_is_switched_over_its_control_channel(redis_url: str) 
         assert child.snapshot()["mode"] == "pass"
     finally:
         child.stop()
+
+
+def test_held_bytes_wait_out_the_hold_then_arrive_in_order(proxy: FaultProxy, redis_url: str) -> None:
+    direct = redis.Redis.from_url(redis_url)
+    direct.delete("faultproxy-held")
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=0.3) as raw:
+        raw.sendall(b"PING\r\n")
+        assert raw.recv(100) == b"+PONG\r\n"
+        proxy.set(Fault(Mode.HOLD))
+        raw.sendall(b"INCR faultproxy-held\r\n")
+
+        with pytest.raises(TimeoutError):  # no answer and no close while held
+            raw.recv(100)
+        assert direct.get("faultproxy-held") is None  # the command has not reached Redis either
+        proxy.set(Fault())
+        raw.settimeout(2.0)
+        assert raw.recv(100) == b":1\r\n"  # delivered late, as TCP delivers what was sent into a black hole
+
+
+def test_retargeting_sends_new_connections_to_the_new_upstream_and_resets_open_ones(
+    proxy: FaultProxy, redis_url: str
+) -> None:
+    with running_redis() as other:
+        redis.Redis.from_url(redis_url).set("faultproxy-where", "first")
+        redis.Redis.from_url(other.url).set("faultproxy-where", "other")
+        assert client(proxy.port).get("faultproxy-where") == b"first"
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=2.0) as raw:
+            raw.sendall(b"PING\r\n")
+            assert raw.recv(100) == b"+PONG\r\n"
+
+            proxy.retarget(("127.0.0.1", other.port))
+
+            with pytest.raises(ConnectionResetError):
+                raw.recv(100)
+        assert client(proxy.port).get("faultproxy-where") == b"other"
+
+
+def test_the_proxy_process_is_retargeted_over_its_control_channel(redis_url: str) -> None:
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    with running_redis() as other:
+        redis.Redis.from_url(other.url).set("faultproxy-where", "other")
+        child = ProxyProcess(("127.0.0.1", port))
+        try:
+            child.retarget(("127.0.0.1", other.port))
+            assert client(child.port).get("faultproxy-where") == b"other"
+        finally:
+            child.stop()

@@ -109,19 +109,17 @@ def test_an_unreachable_secrets_endpoint_is_given_up_at_the_connect_timeout(unre
     assert elapsed < 2 * worst
 
 
-def test_warm_with_a_silent_secrets_endpoint_returns_and_leaves_no_pool_threads(
+def test_warm_with_a_silent_secrets_endpoint_returns_in_time_and_leaks_nothing_when_retried(
     monkeypatch: pytest.MonkeyPatch, silent_endpoint: SilentServer
 ) -> None:
-    """The database pool is built first (its threads start), then the cache's AUTH secret fails:
-    the failed start-up must close the pool, however often it is tried."""
+    """The cache's AUTH secret is read when Redis is first connected to, inside warm(): a silent
+    Secrets Manager endpoint costs warm() its time box, and warming again starts nothing new."""
     monkeypatch.setenv("REDIS_AUTH_SECRET_ARN", ARN)
-    baseline = {thread.ident for thread in threading.enumerate()}
-
-    for attempt in range(2):
+    threads: list[set[int | None]] = []
+    for attempt in range(3):
         started = time.monotonic()
         handler.warm()  # swallows the failure: a cold start stays merely cold
         elapsed = time.monotonic() - started
         assert elapsed < 2 * (SECRETS_TOTAL_ATTEMPTS * SECRETS_READ_TIMEOUT_SECONDS + BACKOFF_SECONDS), attempt
-
-    leftover = [t.name for t in threading.enumerate() if t.ident not in baseline and t.is_alive()]
-    assert leftover == [] and wiring._service is None  # noqa: SLF001 - nothing half-built was kept
+        threads.append({thread.ident for thread in threading.enumerate() if thread.is_alive()})
+    assert threads[2] <= threads[1], "a second warm() must not start more pools or threads"

@@ -48,6 +48,7 @@ def _history(row: Row) -> HistoryEntry:
 
 
 READ_SECONDS = 1.0  # a read, the background sync and /health never wait on the database longer
+PING_SECONDS = 0.25  # /health: a database that cannot say SELECT 1 this fast is reported unavailable
 WRITE_SECONDS = 2.5  # a write: a 1.5 s commit, or a 1 s wait behind another write's commit, still succeeds
 COMMIT_MARGIN = 0.2  # the database refuses to finish a write this long before the service gives up on it
 OPTIONS = "-c statement_timeout=2500 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=5000"
@@ -94,7 +95,9 @@ class PostgresFlagRepository:
         self.breaker = CircuitBreaker(threshold=1, cooldown=1.0)
 
     @classmethod
-    def connect(cls, conninfo: str, *, prepare: bool = True, **deadlines: float) -> PostgresFlagRepository:
+    def connect(
+        cls, conninfo: str | Callable[[], str], *, prepare: bool = True, **deadlines: float
+    ) -> PostgresFlagRepository:
         """A pool of at most one connection per process, with client-side limits on every connection.
 
         `prepare=False` turns psycopg's prepared statements off, as RDS Proxy needs.
@@ -150,9 +153,9 @@ class PostgresFlagRepository:
             self.breaker.record_failure()
             raise StoreUnavailableError("the database is unavailable") from exc
 
-    def _read(self, query: Callable[[psycopg.Connection[Row]], T]) -> T:
+    def _read(self, query: Callable[[psycopg.Connection[Row]], T], *, seconds: float | None = None) -> T:
         """Run a read within the read deadline, retried once on a broken connection."""
-        deadline = Deadline(self._read_seconds)
+        deadline = Deadline(seconds if seconds is not None else self._read_seconds)
         for attempt in range(2):
             try:
                 with self._connection(deadline) as conn:
@@ -345,7 +348,7 @@ class PostgresFlagRepository:
         return int(self._read(lambda c: c.execute(sql, (older_than_seconds, limit)).rowcount))
 
     def ping(self) -> None:
-        self._read(lambda c: c.execute("SELECT 1").fetchone())
+        self._read(lambda c: c.execute("SELECT 1").fetchone(), seconds=min(PING_SECONDS, self._read_seconds))
 
     def available(self) -> bool:
         return self.breaker.allow()

@@ -13,6 +13,8 @@ from redis.retry import Retry
 
 from flagservice.adapters import redis_keys, redis_scripts
 from flagservice.adapters.cache_codec import decode, decode_snapshot, encode, encode_snapshot
+from flagservice.adapters.redis_credentials import RefreshingCredentials
+from flagservice.adapters.redis_pool import PeakTrackingPool
 from flagservice.adapters.redis_stats import RedisStatsCounter
 from flagservice.errors import CacheUnavailableError
 from flagservice.flags.model import StoredFlag
@@ -54,22 +56,25 @@ class RedisFlagCache:
         url: str,
         *,
         max_connections: int,
-        password: str | None = None,
+        credentials: RefreshingCredentials | None = None,
         connect_timeout: float = 0.1,
         command_timeout: float = 0.05,
         retries: int = 1,
     ) -> redis.Redis:
-        """A client with a blocking pool capped at `max_connections` and explicit, short timeouts."""
+        """A client with a blocking pool capped at `max_connections` and explicit, short timeouts.
+
+        `credentials` (IAM token or secret) are re-read when the server refuses them (redis_credentials).
+        """
         retry = Retry(NoBackoff(), retries)
-        pool = redis.BlockingConnectionPool.from_url(
+        pool = PeakTrackingPool.from_url(
             url,
             max_connections=max_connections,
             timeout=command_timeout,
             socket_connect_timeout=connect_timeout,
             socket_timeout=command_timeout,
             retry=retry,
-            password=password,
             health_check_interval=0,
+            **(credentials.connection_options() if credentials else {}),
         )
         return redis.Redis(connection_pool=pool, retry=retry)
 
