@@ -193,27 +193,36 @@ def field(page: Page, path: str):  # noqa: ANN201
     return page.locator(f'[data-field="{path}"]')
 
 
+def enter(page: Page, path: str, value: str) -> None:
+    """Type into (or choose in) the control of the field with this API path."""
+    control = field(page, path).locator(":scope > input, :scope > select, :scope > textarea")
+    if control.evaluate("element => element.tagName") == "SELECT":
+        control.select_option(value)
+    else:
+        control.fill(value)
+
+
 def test_a_flag_is_created_with_variants_a_rule_and_a_rollout(console: Page, server: ConsoleServer) -> None:
     key = f"created-{uuid.uuid4().hex[:8]}"
     console.click('[data-action="new"]')
-    field(console, "key").locator("input").fill(key)
-    field(console, "description").locator("input").fill("Made in the console")
+    enter(console, "key", key)
+    enter(console, "description", "Made in the console")
     field(console, "enabled").locator("input").check()
-    field(console, "type").locator("select").select_option("string")
+    enter(console, "type", "string")
     variants = console.locator(".row.variant")
     for index, (name, value) in enumerate([("blue", "#00f"), ("red", "#f00")]):
         variants.nth(index).locator("input").nth(0).fill(name)
         variants.nth(index).locator("input").nth(1).fill(value)
     field(console, "description").locator("input").click()  # leaving the name field: references follow the rename
     console.click('[data-action="add-rule"]')
-    field(console, "rules.0.name").locator("input").fill("beta countries")
-    field(console, "rules.0.conditions.0.attribute").locator("input").fill("country")
-    field(console, "rules.0.conditions.0.operator").locator("select").select_option("in")
-    field(console, "rules.0.conditions.0.value").locator("input").fill("DE, FR")
-    field(console, "rules.0.variant").locator("select").select_option("red")
+    enter(console, "rules.0.name", "beta countries")
+    enter(console, "rules.0.conditions.0.attribute", "country")
+    enter(console, "rules.0.conditions.0.operator", "in")
+    enter(console, "rules.0.conditions.0.value", "DE, FR")
+    enter(console, "rules.0.variant", "red")
     console.locator('[data-action="split"]').check()
-    field(console, "rollout.0.weight").locator("input").fill("30")
-    field(console, "rollout.1.weight").locator("input").fill("70")
+    enter(console, "rollout.0.weight", "30")
+    enter(console, "rollout.1.weight", "70")
     console.click('[data-action="save"]')
 
     expect(console.locator(f'[data-flag-page="{key}"]')).to_be_visible()
@@ -236,7 +245,7 @@ def test_a_float_flag_keeps_its_float_values_through_an_edit(console: Page, serv
     open_flag_page(console, key)
     expect(field(console, "type").locator("select")).to_have_value("float")
 
-    field(console, "description").locator("input").fill("edited")
+    enter(console, "description", "edited")
     console.click('[data-action="save"]')
 
     expect(console.locator(f'[data-flag-page="{key}"] .description')).to_have_text("edited")
@@ -251,8 +260,8 @@ def test_the_apis_400_details_are_shown_next_to_the_fields_they_name(console: Pa
     key = flag["key"]
     open_flag_page(console, key)
 
-    field(console, "description").locator("input").fill("d" * 1025)
-    field(console, "rules.0.conditions.0.value").locator("input").fill("eighteen")
+    enter(console, "description", "d" * 1025)
+    enter(console, "rules.0.conditions.0.value", "eighteen")
     with console.expect_response(lambda answer: answer.request.method == "PATCH") as answered:
         console.click('[data-action="save"]')
     assert answered.value.status == 400
@@ -262,11 +271,11 @@ def test_the_apis_400_details_are_shown_next_to_the_fields_they_name(console: Pa
     expect(field(console, "rules.0.conditions.0").locator(":scope > [data-error]")).to_contain_text("gt takes a number")
     expect(field(console, "description").locator("input")).to_have_attribute("aria-invalid", "true")
 
-    field(console, "description").locator("input").fill("fine")
-    field(console, "rules.0.conditions.0.value").locator("input").fill("21")
+    enter(console, "description", "fine")
+    enter(console, "rules.0.conditions.0.value", "21")
     console.locator('[data-action="split"]').check()
-    field(console, "rollout.0.weight").locator("input").fill("60")
-    field(console, "rollout.1.weight").locator("input").fill("60")
+    enter(console, "rollout.0.weight", "60")
+    enter(console, "rollout.1.weight", "60")
     console.click('[data-action="save"]')
 
     expect(field(console, "rollout").locator(":scope > [data-error]")).to_contain_text(
@@ -275,7 +284,7 @@ def test_the_apis_400_details_are_shown_next_to_the_fields_they_name(console: Pa
     expect(description_error).to_be_hidden()
     assert server.flag(key)["version"] == flag["version"]  # nothing was written
 
-    field(console, "rollout.1.weight").locator("input").fill("40")
+    enter(console, "rollout.1.weight", "40")
     console.click('[data-action="save"]')
     expect(console.locator(f'[data-history-entry="{flag["version"] + 1}"]')).to_be_visible()
     stored = server.flag(key)
@@ -288,7 +297,7 @@ def test_an_edit_saved_over_a_newer_version_is_refused_and_the_edits_are_kept(
 ) -> None:
     key = server.create_flag(description="original")["key"]
     open_flag_page(console, key)
-    field(console, "description").locator("input").fill("mine")
+    enter(console, "description", "mine")
 
     theirs = server.patch(key, {"description": "theirs"})
     expect(console.locator("[data-banner]")).to_contain_text(f"version {theirs['version']}")
@@ -329,6 +338,21 @@ def test_a_flags_history_shows_what_each_write_changed_and_reverts_to_any_versio
     stored = server.flag(key)
     assert (stored["version"], stored["description"], stored["enabled"]) == (3, "first", True)
     expect(switch_of_page(console, key)).to_have_attribute("aria-checked", "true")
+
+
+def test_a_long_history_pages_back_to_the_first_version(console: Page, server: ConsoleServer) -> None:
+    key = server.create_flag("long-history")["key"]
+    for number in range(2, 56):
+        server.patch(key, {"description": f"write {number}"})
+    open_flag_page(console, key)
+    expect(console.locator('[data-history-entry="55"]')).to_be_visible()
+    expect(console.locator("[data-history-entry]")).to_have_count(50)
+
+    console.get_by_role("button", name="Older versions").click()
+
+    expect(console.locator("[data-history-entry]")).to_have_count(55)
+    expect(console.locator('[data-history-entry="1"]')).to_contain_text("create")
+    expect(console.get_by_role("button", name="Older versions")).to_have_count(0)
 
 
 def switch_of_page(page: Page, key: str):  # noqa: ANN201

@@ -459,7 +459,12 @@ function refresh() {
 
 function route() {
   if (!state.started) return;
-  const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
+  let hash;
+  try {
+    hash = decodeURIComponent(location.hash.replace(/^#/, ""));
+  } catch {
+    hash = "/"; // a mistyped address: the list
+  }
   if (hash.startsWith("/flags/")) flagView(hash.slice("/flags/".length));
   else if (hash === "/new") createView();
   else listView();
