@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/runtime:$(CURDIR)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: install dev dev-reset test test-unit test-integration test-infrastructure synth bench lint \
-	bench-propagation drill bench-peer bench-tools
+	bench-propagation bench-browser drill bench-peer bench-tools
 
 install: $(STAMP)
 
@@ -48,6 +48,7 @@ bench: $(STAMP) bench-tools
 	$(PY) -m bench.http_bench
 	$(PY) -m bench.perf_readme
 	@$(MAKE) --no-print-directory bench-propagation
+	@$(MAKE) --no-print-directory bench-browser
 
 # Ours against Unleash 8 (pinned in bench/unleash, installed with npm ci), same machine and client:
 # bench/results/peer.json and README's Performance section.
@@ -68,6 +69,11 @@ bench/unleash/node_modules/.installed: bench/unleash/package.json bench/unleash/
 # The README is regenerated even when a scenario misses the target; the exit status still says so.
 bench-propagation: $(STAMP)
 	$(PY) -m bench.propagation; status=$$?; $(PY) -m bench.readme && exit $$status
+
+# Client-side propagation in headless Chromium (issue 16): the OFREP web provider on the event stream,
+# bench/results/browser.json, README's Consistency section.
+bench-browser: $(STAMP)
+	$(PY) -m bench.browser_propagation; status=$$?; $(PY) -m bench.readme && exit $$status
 
 # Fault drills, long forms (issue 8): one table, bench/results/drills.json, README's Reliability section.
 drill: $(STAMP)

@@ -1,10 +1,11 @@
 """Writes the README's measured numbers from bench/results/*.json, between markers, so none is typed by hand.
 
     <!-- generated:consistency:start --> ... <!-- generated:consistency:end -->   from propagation.json, ordering.json
+    <!-- generated:browser:start --> ... <!-- generated:browser:end -->           from browser.json
     <!-- generated:reliability:start --> ... <!-- generated:reliability:end -->   from drills.json
 
-Run by `make bench-propagation` and `make drill` after they write their results (never by `make
-test`); `python -m bench.readme` regenerates both from whatever results exist. Only the text between
+Run by `make bench-propagation`, `make bench-browser` and `make drill` after they write their results (never
+by `make test`); `python -m bench.readme` regenerates them all from whatever results exist. Only the text between
 the markers changes; a missing results file leaves a line saying which command produces it.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import drill, ordering, propagation
+from bench import browser_propagation, drill, ordering, propagation
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -94,6 +95,7 @@ def reliability(results: dict[str, Any] | None) -> str:
 
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any] | None, Path], str]]] = {
     "consistency": ("propagation.json", lambda results, folder: consistency(results, _load(folder / "ordering.json"))),
+    "browser": ("browser.json", lambda results, folder: browser_propagation.section(results)),
     "reliability": ("drills.json", lambda results, folder: reliability(results)),
 }
 

@@ -39,6 +39,7 @@ class InMemoryFlagRepository:
         self._outbox_ids = 0
         self.down = False
         self.reads = 0
+        self.probed_in_background = False
 
     def _check(self) -> None:
         if self.down:
@@ -114,10 +115,12 @@ class InMemoryFlagRepository:
         self._check()
         return self._revision
 
-    def sync_state(self) -> SyncState:
+    def sync_state(self, *, recent_seconds: float = 60.0) -> SyncState:
         self._check()
         oldest = min((entry.revision for entry in self.outbox.values()), default=None)
-        return SyncState(self._revision, oldest, len(self.outbox) - len(self.applied))
+        since = datetime.now(UTC).timestamp() - recent_seconds
+        recent = {key: row[0] for key, row in self.rows.items() if row[2].timestamp() > since}
+        return SyncState(self._revision, oldest, len(self.outbox) - len(self.applied), recent)
 
     def pending_outbox(self, *, limit: int) -> list[OutboxEntry]:
         self._check()
@@ -129,7 +132,7 @@ class InMemoryFlagRepository:
         rows = [e for i, e in self.outbox.items() if e.revision > revision or self.applied.get(i, 0.0) > since]
         return sorted(rows, key=lambda e: e.revision)[:limit]
 
-    def clear_outbox(self, ids: list[int]) -> None:
+    def clear_outbox(self, ids: list[int], *, best_effort: bool = False) -> None:
         self._check()
         for entry_id in ids:
             if entry_id in self.outbox:
@@ -165,6 +168,7 @@ class InMemoryFlagCache:
         self.changes = 0
         self.snapshot: CacheSnapshot | None = None
         self.keyset: tuple[int, set[str], float] | None = None  # revision, keys, expiry
+        self.written: dict[str, int] = {}  # key -> revision of its last applied write
         self.leases: dict[str, float] = {}
         self.hits: Counter[str] = Counter()
         self.misses: Counter[str] = Counter()
@@ -295,6 +299,7 @@ class InMemoryFlagCache:
             self.keyset = (max(self.keyset[0], revision), keys, self.keyset[2])
         self.revision_copy = max(self.revision_copy, revision)
         self.changes += 1
+        self.written[key] = max(self.written.get(key, 0), revision)
         return Guarded.STORED
 
     def seed_revision(self, revision: int) -> None:
@@ -302,6 +307,10 @@ class InMemoryFlagCache:
         if self.revision_copy is None or self.revision_copy < revision:
             self.revision_copy = revision
             self.changes += 1
+
+    def written_since(self, revision: int) -> set[str]:
+        self._trip()
+        return {key for key, written in self.written.items() if written > revision}
 
     def drop_all(self) -> None:
         self._trip()

@@ -35,6 +35,10 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
+    @property
+    def closed(self) -> bool:
+        return self._opened_at is None
+
     def allow(self) -> bool:
         """May a call go to the store now? False while open (callers fall back without waiting)."""
         return self.state is not BreakerState.OPEN

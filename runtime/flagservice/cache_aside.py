@@ -92,15 +92,17 @@ class CacheAside:
     clock: Callable[[], float] = time.monotonic
     l1: L1Cache[Any] = field(default_factory=lambda: L1Cache(max_age=1.0))
     on_suspect: Callable[[], object] = lambda: None  # wakes the background sync
+    on_tick: Callable[[], object] = lambda: None  # every read (an inline sync's timer; no-op with the thread)
     high_water: int = 0  # the highest revision this container saw Redis hold
     trusted: bool = True  # False until the background sync has checked a Redis that lost state or came back
     outbox_pending: int = 0  # reported by the background sync, published with the gauges
     _last_gauges: float = float("-inf")
     _failed: bool = False
+    _in_request: bool = False
 
     def begin(self) -> None:
         """Start of a request: after one Redis failure in a request, the rest of it skips Redis."""
-        self._failed = False
+        self._failed, self._in_request = False, True
 
     def cache_call(self, call: Callable[[FlagCache], T]) -> T | Literal[Unavailable.CACHE]:
         """Call Redis unless it failed in this request or its breaker is open."""
@@ -109,7 +111,7 @@ class CacheAside:
         try:
             result = call(self.cache)
         except CacheUnavailableError as exc:
-            self._failed = True
+            self._failed = self._in_request  # outside a request scope each call stands alone
             self.breaker.record_failure()
             telemetry.record_count("CacheError")
             telemetry.logger.warning("cache unavailable", error=str(exc)[:200])
@@ -121,9 +123,13 @@ class CacheAside:
 
     def suspect(self) -> None:
         """Stop trusting Redis until the background sync has compared it with PostgreSQL and repaired it."""
+        self.distrust()
+        self.on_suspect()
+
+    def distrust(self) -> None:
+        """Read PostgreSQL instead of Redis (BYPASS) until a sync pass repaired it (see synced)."""
         self.trusted = False
         self.l1.clear()
-        self.on_suspect()
 
     def synced(self, revision: int) -> None:
         """The background sync repaired Redis up to `revision`: trust it again."""
@@ -162,6 +168,7 @@ class CacheAside:
     def lookup(self, key: str) -> Lookup:
         """The flag for `key`, or FlagNotFoundError / StoreUnavailableError (never a cache error)."""
         started = time.perf_counter()
+        self.on_tick()
         flag, outcome = self._from_l1(key) or self._from_shared(key)
         if flag is not None and self.cache is not None:
             self.cache.count(key, hit=outcome in (CacheOutcome.HIT, CacheOutcome.STALE))
@@ -277,6 +284,7 @@ class CacheAside:
         snapshot is served with every newer per-flag entry from Redis laid over it (STALE).
         `at_least` (an event's revision) skips an in-process snapshot older than it: Redis's is as new.
         """
+        self.on_tick()
         found, held = self._validated_l1(SNAPSHOT)
         if found and (at_least is None or held.version >= at_least):
             return FlagSet(held.flags, held.version, CacheOutcome.HIT, str(held.version))
@@ -306,10 +314,10 @@ class CacheAside:
         if snapshot is not None and current and snapshot.fresh(_now_ms()):
             self.l1.put(SNAPSHOT, snapshot)
             return FlagSet(snapshot.flags, snapshot.version, CacheOutcome.HIT, str(snapshot.version))
+        if snapshot is not None and not self.repository.available():
+            return self._overlaid(snapshot)  # no read waits on a database known to be down
         if leased or waited:
             return self._rebuild_snapshot(snapshot, signal)
-        if snapshot is not None and not self.repository.available():
-            return self._overlaid(snapshot)
         if snapshot is not None and current:  # expired, another container is rebuilding it
             return FlagSet(snapshot.flags, snapshot.version, CacheOutcome.HIT, str(snapshot.version))
         return None
@@ -339,9 +347,12 @@ class CacheAside:
         return FlagSet(flags, revision, CacheOutcome.BYPASS, str(revision))
 
     def _overlaid(self, snapshot: CacheSnapshot) -> FlagSet:
-        """An outdated snapshot with every newer per-flag entry in Redis laid over it (deletes included):
-        never an older snapshot over a newer kill switch. Its ETag names the versions it is made of."""
-        got = self.cache_call(lambda cache: cache.read_many([flag.key for flag in snapshot.flags]))
+        """An outdated snapshot with every newer per-flag entry in Redis laid over it (deletes included, and
+        flags created since, from the keys of the last writes): never an older snapshot over a newer kill switch.
+        Its ETag names the versions it is made of."""
+        written = self.cache_call(lambda cache: cache.written_since(snapshot.version))
+        created = sorted(written - {flag.key for flag in snapshot.flags}) if isinstance(written, set) else []
+        got = self.cache_call(lambda cache: cache.read_many([flag.key for flag in snapshot.flags] + created))
         entries = got[0] if got is not UNAVAILABLE else {}
         flags: list[StoredFlag] = []
         for flag in snapshot.flags:
@@ -351,6 +362,8 @@ class CacheAside:
                 flags.append(flag)
             elif entry is not None and entry.flag is not None:
                 flags.append(entry.flag)
+        flags += [entry.flag for key in created if (entry := entries.get(key)) and entry.flag is not None]
+        flags.sort(key=lambda flag: flag.key)
         basis = f"{snapshot.version}~" + ",".join(f"{flag.key}={flag.version}" for flag in flags)
         return FlagSet(flags, snapshot.version, CacheOutcome.STALE, basis)
 
@@ -365,6 +378,8 @@ class CacheAside:
         )
         if outcome is Guarded.NO_REVISION:
             self.on_suspect()  # the background sync seeds the revision and replays this write's row
+        elif outcome is UNAVAILABLE:
+            self.suspect()  # Redis may still answer reads with what this write replaced: not from here
         return outcome is Guarded.STORED
 
     # -- container start and request end --------------------------------------------------------------
@@ -403,6 +418,7 @@ class CacheAside:
 
     def finish(self) -> None:
         """End of a request: its counts go to Redis (a send, no wait); once a second, the gauges too."""
+        self._in_request = False
         if self.cache is None:
             return
         self._send_stats(self.cache)

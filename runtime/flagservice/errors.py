@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class FlagServiceError(Exception):
     """Base of every domain error; `key` names the flag involved, if any."""
@@ -49,6 +52,10 @@ class StoreUnavailableError(FlagServiceError):
     """The answer needs a store that is down."""
 
 
+class GeneralError(FlagServiceError):
+    """Anything else, where the answer must still name the flag (OFREP single evaluation); never details."""
+
+
 class CacheUnavailableError(Exception):
     """Redis failed, timed out, or its breaker is open (internal: callers fall back, users never see it)."""
 
@@ -59,3 +66,16 @@ class InvalidContextError(FlagServiceError):
 
 class TargetingKeyMissingError(FlagServiceError):
     """OFREP: a split needs a targetingKey and the context has none."""
+
+
+@contextmanager
+def about_flag(key: str) -> Iterator[None]:
+    """Every error raised in the block names `key` (OFREP providers read it in every error body); an
+    unexpected one is logged by the caller's handler and becomes GeneralError."""
+    try:
+        yield
+    except FlagServiceError as exc:
+        exc.key = exc.key or key
+        raise
+    except Exception as exc:
+        raise GeneralError("internal error", key=key) from exc

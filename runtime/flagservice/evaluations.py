@@ -51,16 +51,15 @@ def answer(flag: StoredFlag, context: Mapping[str, Any]) -> FlagAnswer:
     """Evaluate one flag; a split without a targetingKey becomes an error answer, not an exception."""
     try:
         return FlagAnswer(flag.key, flag.version, evaluation.evaluate_flag(flag.definition, context))
-    except evaluation.TargetingKeyMissingError as exc:
-        return FlagAnswer(flag.key, flag.version, error_code="TARGETING_KEY_MISSING", error_details=str(exc))
+    except TargetingKeyMissingError as exc:
+        return FlagAnswer(flag.key, flag.version, error_code="TARGETING_KEY_MISSING", error_details=exc.detail)
 
 
 def evaluate_one(reads: CacheAside, key: str, context: Mapping[str, Any]) -> tuple[FlagAnswer, CacheOutcome]:
+    """One flag for one context; a split without a targetingKey raises (a 400 for single evaluation)."""
     lookup = reads.lookup(key)
-    result = answer(lookup.flag, context)
-    if result.error_code == "TARGETING_KEY_MISSING":
-        raise TargetingKeyMissingError(result.error_details or "a split needs a targetingKey", key=key)
-    return result, lookup.outcome
+    evaluated = evaluation.evaluate_flag(lookup.flag.definition, context)
+    return FlagAnswer(lookup.flag.key, lookup.flag.version, evaluated), lookup.outcome
 
 
 def bulk_etag(basis: str, context: Mapping[str, Any]) -> str:

@@ -26,41 +26,30 @@ ERRORS: dict[type[errors.FlagServiceError], tuple[int, str]] = {
     errors.ParseError: (400, "PARSE_ERROR"),
     errors.InvalidKeyError: (400, "INVALID_KEY"),
     errors.InvalidFlagError: (400, "INVALID_FLAG"),
+    errors.InvalidContextError: (400, "INVALID_CONTEXT"),
+    errors.TargetingKeyMissingError: (400, "TARGETING_KEY_MISSING"),
     errors.UnauthorizedError: (401, "UNAUTHORIZED"),
     errors.ForbiddenError: (403, "FORBIDDEN"),
     errors.FlagNotFoundError: (404, "FLAG_NOT_FOUND"),
     errors.VersionConflictError: (412, "VERSION_CONFLICT"),
     errors.PayloadTooLargeError: (413, "PAYLOAD_TOO_LARGE"),
     errors.StoreUnavailableError: (503, "SERVICE_UNAVAILABLE"),
-    errors.InvalidContextError: (400, "INVALID_CONTEXT"),
-    errors.TargetingKeyMissingError: (400, "TARGETING_KEY_MISSING"),
+    errors.GeneralError: (500, "GENERAL"),
 }
-OFREP_PREFIX = "/ofrep/"
-
-
-def _status_and_code(exc: errors.FlagServiceError) -> tuple[int, str]:
-    """The contract's table; on OFREP routes an invalid key is a missing flag (OpenFeature codes only)."""
-    if isinstance(exc, errors.InvalidKeyError) and app.current_event.path.startswith(OFREP_PREFIX):
-        return 404, "FLAG_NOT_FOUND"
-    return next(ERRORS[kind] for kind in type(exc).__mro__ if kind in ERRORS)
+"""The one map from domain error to HTTP (a subclass answers as its nearest listed ancestor)."""
 
 
 @app.exception_handler(list(ERRORS))
 def domain_error(exc: errors.FlagServiceError) -> Response[str]:
-    status, code = _status_and_code(exc)
+    status, code = next(ERRORS[kind] for kind in type(exc).__mro__ if kind in ERRORS)
+    if status == 500:
+        logger.exception("unexpected error", flag=exc.key)
     headers = {"Cache-Control": "no-store"}
     if exc.outcome is not None:
         headers = read_headers(CacheOutcome(exc.outcome))
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return json_response(status, error_body(code, exc.detail, exc.key or _ofrep_key()), headers)
-
-
-def _ofrep_key() -> str | None:
-    """OFREP providers read `key` in every error body of a single evaluation."""
-    path = app.current_event.path
-    single = OFREP_PREFIX + "v1/evaluate/flags/"
-    return path[len(single) :] or None if path.startswith(single) else None
+    return json_response(status, error_body(code, exc.detail, exc.key), headers)
 
 
 @app.not_found
@@ -82,7 +71,7 @@ def invalid_settings(exc: SettingsError) -> Response[str]:
 @app.exception_handler(Exception)
 def unexpected(exc: Exception) -> Response[str]:
     logger.exception("unexpected error")
-    return json_response(500, error_body("GENERAL", "internal error", _ofrep_key()))
+    return json_response(500, error_body("GENERAL", "internal error"))
 
 
 def _resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -101,7 +90,8 @@ _traced = _resolve if tracer.disabled else tracer.capture_lambda_handler(_resolv
 def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # The correlation id is the request id we echo (no JMESPath search of the event per request).
     logger.set_correlation_id(request_id(event))
-    answer: dict[str, Any] = _traced(event, context)
+    with wiring.request_scope():
+        answer: dict[str, Any] = _traced(event, context)
     record_answer(int(answer["statusCode"]), function_version(context))  # 5xx per version: the canary's alarms
     return answer
 
@@ -121,7 +111,9 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
 def warm() -> None:
     """Time-boxed prefetch of the most-read flags; swallows every error (a cold start stays merely cold)."""
     try:
-        loaded = wiring.get_service().warm()
+        service = wiring.get_service()
+        with service.request():
+            loaded = service.warm()
         logger.info("warmed", flags=loaded)
     except Exception as exc:  # noqa: BLE001 - warming must never break a container
         logger.warning("warming failed", error=type(exc).__name__)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -159,6 +159,7 @@ class SyncState:
     revision: int  # committed revision
     oldest_kept: int | None  # the oldest outbox row's revision (rows are kept for repairs)
     pending: int  # cache steps not applied yet
+    recent: dict[str, int] = field(default_factory=dict)  # key -> version of flags written lately
 
 
 class Guarded(StrEnum):
@@ -206,6 +207,10 @@ class FlagCache(Protocol):
     def fill_keys(self, keys: set[str], *, revision: int, observed_revision: int) -> Guarded:
         """Store the set of existing keys as of committed `revision`, guarded like a fill; it answers
         "no such flag" for `NEGATIVE_TTL_SECONDS` and writes keep it current meanwhile."""
+        ...
+
+    def written_since(self, revision: int) -> set[str]:
+        """The keys written (cache steps applied) with a revision above `revision`, among the last 1,000."""
         ...
 
     def drop_all(self) -> None:
@@ -280,14 +285,16 @@ class FlagRepository(Protocol):
         """The environment's revision: bumped by every write, never reused."""
         ...
 
-    def sync_state(self) -> SyncState: ...
+    def sync_state(self, *, recent_seconds: float = 60.0) -> SyncState:
+        """Also a probe: it is asked even while the breaker is open (the background sync probes for reads)."""
+        ...
 
     def pending_outbox(self, *, limit: int) -> list[OutboxEntry]: ...
 
     def outbox_since(self, revision: int, *, applied_within_seconds: float, limit: int) -> list[OutboxEntry]: ...
 
-    def clear_outbox(self, ids: list[int]) -> None:
-        """Mark rows applied (kept a while for repairs)."""
+    def clear_outbox(self, ids: list[int], *, best_effort: bool = False) -> None:
+        """Mark rows applied (kept a while for repairs); `best_effort`: do not wait long."""
         ...
 
     def prune_outbox(self, *, older_than_seconds: float, limit: int) -> int: ...
@@ -295,6 +302,9 @@ class FlagRepository(Protocol):
     def ping(self) -> None:
         """Raise StoreUnavailableError unless the database answers."""
         ...
+
+    probed_in_background: bool
+    """Set when a background sync probes the database after a failure, so requests never do."""
 
     def available(self) -> bool:
         """False while the database's breaker is open (no I/O)."""

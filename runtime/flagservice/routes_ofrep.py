@@ -11,10 +11,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flagservice import wiring
-from flagservice.errors import InvalidContextError
+from flagservice.errors import FlagNotFoundError, InvalidContextError, about_flag
+from flagservice.flags.model import is_valid_key
 from flagservice.http import json_object, json_response, query_str, read_headers
 from flagservice.settings import get_settings
-from flagservice.validation import require_valid_key
 
 router = APIGatewayRouter()
 INACTIVITY_DELAY = 120  # seconds a hidden page keeps its stream before the provider closes it
@@ -33,10 +33,14 @@ def _context() -> dict[str, Any]:
 
 @router.post("/ofrep/v1/evaluate/flags/<key>")
 def evaluate_flag(key: str) -> Response[str]:
-    require_valid_key(key)
-    context = _context()
-    result, outcome = wiring.get_service().evaluate(key, context)
-    return json_response(200, result.to_ofrep(), read_headers(outcome))
+    """OFREP single evaluation: only OpenFeature codes, and every error names the key (an invalid key
+    is a flag that does not exist)."""
+    with about_flag(key):
+        if not is_valid_key(key):
+            raise FlagNotFoundError("no such flag", key=key)
+        context = _context()
+        result, outcome = wiring.get_service().evaluate(key, context)
+        return json_response(200, result.to_ofrep(), read_headers(outcome))
 
 
 @router.post(SINGLE + r"[\s\S]+")  # any character, a newline too

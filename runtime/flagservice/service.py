@@ -6,11 +6,10 @@ Depends only on the ports; the handler maps its domain errors to HTTP.
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from flagservice import evaluations
 from flagservice.cache_aside import UNAVAILABLE, CacheAside, Lookup
@@ -22,8 +21,6 @@ from flagservice.sync import sync_inline
 from flagservice.telemetry import logger
 from flagservice.validation import parse_definition
 
-P = ParamSpec("P")
-R = TypeVar("R")
 REQUIRED_FIELDS = frozenset({"key", "enabled"})
 
 
@@ -36,21 +33,6 @@ class Page:
     outcome: CacheOutcome = CacheOutcome.BYPASS
 
 
-def request(method: Callable[P, R]) -> Callable[P, R]:
-    """A public operation is one request for the cache path: it starts clean and flushes at the end."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        reads: CacheAside = args[0].reads  # type: ignore[attr-defined]
-        reads.begin()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            reads.finish()
-
-    return wrapper
-
-
 class FlagService:
     """Cache-aside reads and transactional writes over a FlagRepository and an optional FlagCache."""
 
@@ -60,21 +42,27 @@ class FlagService:
         self.reads = reads or sync_inline(CacheAside(repository, cache))
         self._started = datetime.now(UTC)
 
-    @request
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """One request's scope for the cache path (the handler's and warm()'s boundary): after a Redis
+        failure the rest of the request skips Redis, and at its end the request's counts are sent."""
+        self.reads.begin()
+        try:
+            yield
+        finally:
+            self.reads.finish()
+
     def warm(self) -> int:
         """Prefetch the most-read flags into this container's L1 (see CacheAside.warm)."""
         return self.reads.warm()
 
-    @request
     def get_flag(self, key: str) -> Lookup:
         return self.reads.lookup(key)
 
-    @request
     def evaluate(self, key: str, context: Mapping[str, Any]) -> tuple[FlagAnswer, CacheOutcome]:
         """One flag for one context (OFREP single evaluation)."""
         return evaluations.evaluate_one(self.reads, key, context)
 
-    @request
     def evaluate_all(
         self, context: Mapping[str, Any], *, if_none_match: str | None, at_least: int | None = None
     ) -> BulkAnswer:
@@ -82,7 +70,6 @@ class FlagService:
         answer must be at least as new as (an event's etag), when the cache knows it."""
         return evaluations.evaluate_all(self.reads, context, if_none_match, at_least)
 
-    @request
     def list_flags(self, *, after: str | None, limit: int) -> Page:
         """A page straight from PostgreSQL; its flags are filled into the cache on the way (MISS)."""
         signal = self.reads.cache_call(lambda cache: cache.signal())
@@ -95,13 +82,11 @@ class FlagService:
             self.reads.fill(flag.key, flag, signal.revision)
         return Page(flags, flags[-1].key if more else None, CacheOutcome.MISS)
 
-    @request
     def put_flag(self, definition: FlagDefinition, *, actor: str, if_match: IfMatch) -> WriteResult:
         """Create or replace a whole flag."""
         result = self._repository.save(definition, action=WriteAction.CREATE, actor=actor, if_match=if_match)
         return self._written(result, actor)
 
-    @request
     def patch_flag(self, key: str, changes: dict[str, Any], *, actor: str, if_match: IfMatch) -> WriteResult:
         """Apply top-level field changes to the current definition, under the flag's row lock: a
         concurrent write is waited for and the patch lands on top of it, never on a stale read."""
@@ -118,11 +103,9 @@ class FlagService:
         result = self._repository.update(key, patched, action=WriteAction.PATCH, actor=actor, if_match=if_match)
         return self._written(result, actor)
 
-    @request
     def delete_flag(self, key: str, *, actor: str, if_match: IfMatch) -> WriteResult:
         return self._written(self._repository.delete(key, actor=actor, if_match=if_match), actor)
 
-    @request
     def revert_flag(self, key: str, version: int, *, actor: str, if_match: IfMatch) -> WriteResult:
         """Store the definition of an earlier version as a new version."""
         entry = self._repository.history_entry(key, version)
@@ -135,14 +118,12 @@ class FlagService:
         result = self._repository.update(key, reverted, action=WriteAction.REVERT, actor=actor, if_match=if_match)
         return self._written(result, actor)
 
-    @request
     def history(self, key: str, *, after: int | None, limit: int) -> Page:
         entries: list[HistoryEntry] = self._repository.history(key, before_version=after, limit=limit + 1)
         more = len(entries) > limit
         entries = entries[:limit]
         return Page(entries, entries[-1].version if more else None)
 
-    @request
     def health(self) -> dict[str, str]:
         """Which stores answer; `status` is "unavailable" only when neither does (the route says 503)."""
         database = "ok"
@@ -155,7 +136,6 @@ class FlagService:
         status = "ok" if up == 2 else "degraded" if up == 1 else "unavailable"
         return {"status": status, "cache": cache, "database": database}
 
-    @request
     def cache_stats(self) -> dict[str, Any]:
         """Global hit and miss counts per flag, kept in Redis (this container's pending counts included)."""
         counted = self.reads.cache_call(lambda cache: cache.stats())
@@ -185,7 +165,7 @@ class FlagService:
         if self.reads.apply_write(result):
             # If this fails the row stays pending, and the background sync applies it again, harmlessly.
             with contextlib.suppress(StoreUnavailableError):
-                self._repository.clear_outbox([result.outbox_id])
+                self._repository.clear_outbox([result.outbox_id], best_effort=True)
         enabled = result.flag.definition.enabled if result.flag else None
         logger.info(
             "flag audit",

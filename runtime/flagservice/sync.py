@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 from flagservice.cache_aside import CacheAside
@@ -24,7 +25,7 @@ from flagservice.ports import FlagCache, FlagRepository, OutboxEntry, SyncState
 from flagservice.telemetry import logger
 
 INTERVAL = 1.0
-RECENT_SECONDS = 60.0  # how far back a Redis that lost state may lack writes applied out of order
+RECENT_SECONDS = 60.0  # flags written this recently are checked against Redis on every pass
 KEEP_SECONDS = 3600.0  # applied outbox rows are kept this long for repairs
 PRUNE_EVERY = 60  # passes between two prunes of the outbox
 REPLAY_LIMIT = 1000  # more rows than this to replay: dropping every entry is cheaper
@@ -40,20 +41,35 @@ class CacheSync:
     def run_once(self) -> bool:
         """One comparison and repair; True when Redis was found consistent with PostgreSQL (or made so)."""
         self.passes += 1
+        if not self.reads.breaker.allow():
+            return False  # Redis is down for this container: nothing to compare, and nothing waits on it
         try:
-            state = self.repository.sync_state()
+            state = self.repository.sync_state(recent_seconds=RECENT_SECONDS)
             self.reads.outbox_pending = state.pending
             self._repair(state)
             if self.passes % PRUNE_EVERY == 0:
                 self.repository.prune_outbox(older_than_seconds=KEEP_SECONDS, limit=1000)
-        except (StoreUnavailableError, CacheUnavailableError) as exc:
-            logger.debug("background sync skipped", error=str(exc)[:200])
+        except StoreUnavailableError as exc:
+            logger.debug("background sync skipped: database", error=str(exc)[:200])
+            return False
+        except CacheUnavailableError as exc:
+            logger.debug("background sync skipped: cache", error=str(exc)[:200])
             return False
         return True
 
     def _repair(self, state: SyncState) -> None:
+        """Compare, replay what Redis lacks and raise its revision; a Redis that answers reads but refuses
+        the repair (a read-only replica behind the endpoint, out of memory, paused writes) is not trusted."""
         cached = self.cache.signal().revision
         lost = cached is not None and cached < self.reads.high_water
+        try:
+            self._apply_repairs(state, cached, lost)
+        except CacheUnavailableError:
+            self.reads.distrust()
+            raise
+        self.reads.synced(state.revision)
+
+    def _apply_repairs(self, state: SyncState, cached: int | None, lost: bool) -> None:
         if cached is None:  # flushed or restarted empty: nothing old is left, fills come from PostgreSQL
             self.cache.seed_revision(state.revision)
             cached = state.revision
@@ -63,10 +79,13 @@ class CacheSync:
             self.cache.seed_revision(state.revision)
             cached, lost = state.revision, False
         rows = self._owed(state, cached, lost)
-        if rows:
+        if len(rows) >= REPLAY_LIMIT:
+            logger.warning("cache lacks more writes than a replay carries: dropping every entry", rows=len(rows))
+            self.cache.drop_all()
+        elif rows:
             self._replay(rows)
+        self._replay_keys(self._outdated(state))
         self.cache.seed_revision(state.revision)
-        self.reads.synced(state.revision)
 
     def _owed(self, state: SyncState, cached: int, lost: bool) -> list[OutboxEntry]:
         rows: dict[int, OutboxEntry] = {}
@@ -77,6 +96,26 @@ class CacheSync:
             since = self.repository.outbox_since(cached, applied_within_seconds=recent, limit=REPLAY_LIMIT)
             rows.update((row.id, row) for row in since)
         return sorted(rows.values(), key=lambda row: row.revision)
+
+    def _outdated(self, state: SyncState) -> list[str]:
+        """Flags written lately whose Redis entry is older than PostgreSQL's version: a write Redis lost
+        without any revision showing it (a restore or failover between two cache steps applied out of
+        order). One MGET of a handful of keys per pass."""
+        if not state.recent:
+            return []
+        entries, _ = self.cache.read_many(sorted(state.recent))
+        return [key for key, entry in entries.items() if entry.version < state.recent[key]]
+
+    def _replay_keys(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        logger.warning("cache held older versions of flags written lately: repairing", flags=len(keys))
+        current = self.repository.get_many(keys)
+        revision = self.cache.signal().revision or 0
+        for key in keys:
+            flag = current.get(key)
+            if flag is not None:
+                self.cache.apply_write(key, flag, version=flag.version, revision=revision)
 
     def _replay(self, rows: list[OutboxEntry]) -> None:
         """Apply each row with its flag's current state (version-guarded, so replaying is harmless)."""
@@ -89,11 +128,20 @@ class CacheSync:
         logger.info("outbox replayed", rows=len(rows))
 
 
-def sync_inline(reads: CacheAside) -> CacheAside:
-    """Run the sync in the calling thread whenever the read path suspects Redis (tests and embedders;
-    deployed and local servers run it in a SyncThread instead, off the read path)."""
-    if reads.cache is not None:
-        reads.on_suspect = CacheSync(reads.repository, reads.cache, reads).run_once
+def sync_inline(reads: CacheAside, *, interval: float = 2 * INTERVAL) -> CacheAside:
+    """Run the sync in the calling thread: when the read path suspects Redis, and at most every `interval`
+    on a read (tests and embedders; deployed and local servers run a SyncThread instead, off the read path)."""
+    if reads.cache is None:
+        return reads
+    sync = CacheSync(reads.repository, reads.cache, reads)
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        if time.monotonic() - last[0] >= interval:
+            last[0] = time.monotonic()
+            sync.run_once()
+
+    reads.on_suspect, reads.on_tick = sync.run_once, tick
     return reads
 
 
@@ -102,6 +150,7 @@ class SyncThread:
 
     def __init__(self, sync: CacheSync, *, interval: float = INTERVAL) -> None:
         self.sync = sync
+        sync.repository.probed_in_background = True  # requests never probe a database that failed
         self._interval = interval
         self._wake = threading.Event()
         self._stopped = threading.Event()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from collections.abc import Iterator
 from typing import Any
 
 from flagservice import telemetry
@@ -16,7 +17,7 @@ from flagservice.adapters.redis_pool import PeakTrackingPool
 from flagservice.cache_aside import CacheAside
 from flagservice.l1 import L1Cache
 from flagservice.service import FlagService
-from flagservice.settings import Settings, get_settings
+from flagservice.settings import Settings, SettingsError, get_settings
 from flagservice.sync import CacheSync, SyncThread
 
 _service: FlagService | None = None
@@ -82,6 +83,19 @@ def get_service() -> FlagService:
     if _sync is not None:
         _sync.ensure_started()
     return _service
+
+
+@contextlib.contextmanager
+def request_scope() -> Iterator[None]:
+    """The service's request scope around one handler call; with invalid settings there is no service,
+    and the route's own get_service() answers 500 through the resolver."""
+    try:
+        service = get_service()
+    except SettingsError:
+        yield
+        return
+    with service.request():
+        yield
 
 
 def reset() -> None:

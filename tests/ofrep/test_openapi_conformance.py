@@ -1,7 +1,8 @@
 """schemathesis over a local copy of OFREP's OpenAPI spec, against the live local server with the seeded flags.
 
-tests/ofrep/README.md names the upstream file and commit; the copy differs from it only by the deviations
-TOOLCHAIN.md allows, which the first test proves. The run keeps every default check on.
+tests/ofrep/README.md names the upstream file and commit, and where protocol 0.3.0's event-stream additions
+(openapi.0.3.0-additions.yaml) come from; the copy is the upstream file with those additions and only the
+deviations TOOLCHAIN.md allows, which the first test proves. The run keeps every default check on.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import jsonschema_rs
 import pytest
+import requests
 import schemathesis
 import yaml
 
@@ -29,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SPEC = HERE / "openapi.yaml"
 UPSTREAM = HERE / "openapi.upstream.yaml"
+ADDITIONS = HERE / "openapi.0.3.0-additions.yaml"
 EVALUATE_PATHS = ("/ofrep/v1/evaluate/flags/{key}", "/ofrep/v1/evaluate/flags")
 # The optional OFREP extension the service does not implement (CONTRACT.md section 2 has no such route).
 NOT_IMPLEMENTED = "/ofrep/v1/configuration"
@@ -44,6 +49,20 @@ ADDED_RESPONSES = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/generalErrorResponse"}}},
     },
 }
+
+
+def with_protocol_0_3_0(upstream: dict[str, Any], additions: dict[str, Any]) -> dict[str, Any]:
+    """The upstream spec with 0.3.0's event streams: the query parameters, `eventStreams`, their schemas."""
+    spec = copy.deepcopy(upstream)
+    for section, entries in additions["components"].items():
+        spec["components"].setdefault(section, {}).update(copy.deepcopy(entries))
+    for path in EVALUATE_PATHS:
+        spec["paths"][path]["post"].setdefault("parameters", []).extend(copy.deepcopy(additions["operationParameters"]))
+    schemas = spec["components"]["schemas"]
+    server_only = next(part for part in schemas["serverEvaluationSuccess"]["allOf"] if "properties" in part)
+    for success in (schemas["bulkEvaluationSuccess"], server_only):
+        success["properties"].update(copy.deepcopy(additions["successProperties"]))
+    return spec
 
 
 def with_allowed_deviations(upstream: dict[str, Any]) -> dict[str, Any]:
@@ -67,11 +86,12 @@ def with_allowed_deviations(upstream: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def test_the_copy_differs_from_upstream_only_by_the_allowed_deviations() -> None:
+def test_the_copy_is_upstream_with_0_3_0_additions_and_only_the_allowed_deviations() -> None:
     upstream = yaml.safe_load(UPSTREAM.read_text())
+    additions = yaml.safe_load(ADDITIONS.read_text())
 
-    assert yaml.safe_load(SPEC.read_text()) == with_allowed_deviations(upstream)
-    assert yaml.safe_load(SPEC.read_text()) != upstream
+    assert yaml.safe_load(SPEC.read_text()) == with_allowed_deviations(with_protocol_0_3_0(upstream, additions))
+    assert yaml.safe_load(SPEC.read_text()) != with_allowed_deviations(upstream)
 
 
 def test_the_readme_names_the_upstream_commit_and_hash() -> None:
@@ -80,6 +100,7 @@ def test_the_readme_names_the_upstream_commit_and_hash() -> None:
 
     assert re.search(r"\b[0-9a-f]{40}\b", readme), "the README must name the upstream commit"
     assert digest in readme, "openapi.upstream.yaml changed: refresh it and the README together"
+    assert hashlib.sha256(ADDITIONS.read_bytes()).hexdigest() in readme, "the additions changed: say so in the README"
 
 
 @pytest.mark.parametrize(
@@ -126,6 +147,16 @@ def responses_by_operation(events: Path) -> dict[str, set[int]]:
     return seen
 
 
+def query_names_sent(events: Path) -> set[str]:
+    """Every query parameter name schemathesis put in a request during the run."""
+    names: set[str] = set()
+    for line in events.read_text().splitlines():
+        finished = json.loads(line).get("ScenarioFinished")
+        for interaction in (finished or {}).get("recorder", {}).get("interactions", {}).values():
+            names.update(parse_qs(urlsplit(interaction["request"]["uri"]).query, keep_blank_values=True))
+    return names
+
+
 def checks_run(events: Path) -> set[str]:
     names: set[str] = set()
     for line in events.read_text().splitlines():
@@ -147,6 +178,7 @@ def test_schemathesis_finds_no_failure_with_every_default_check(ofrep_server: Lo
     ran = checks_run(tmp_path / "events.ndjson")
     assert {"response_schema_conformance", "positive_data_acceptance", "negative_data_rejection"} <= ran
     assert "ofrep_rejections_follow_the_contract" in ran
+    assert {"flagConfigEtag", "flagConfigLastModified"} <= query_names_sent(tmp_path / "events.ndjson")
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +225,57 @@ def test_bulk_answers_with_error_items_and_304_conform(spec: Any, ofrep_server: 
     assert items.keys() == {flag["key"] for flag in flags.all_flags()}
     assert items[flags.SPLIT]["errorCode"] == "TARGETING_KEY_MISSING" and items[flags.DISABLED]["reason"] == "DISABLED"
     assert unchanged.status_code == 304
+
+
+def test_bulk_answers_advertise_an_event_stream_as_the_spec_describes(spec: Any, ofrep_server: LocalServer) -> None:
+    operation = spec["/ofrep/v1/evaluate/flags"]["POST"]
+
+    answer = operation.Case(body={"context": {}}, media_type="application/json").call_and_validate(
+        base_url=ofrep_server.url
+    )
+
+    streams = answer.json()["eventStreams"]
+    assert [stream["type"] for stream in streams] == ["sse"], streams
+    assert "since=" in streams[0]["url"], "the URL carries the revision the answer was built from"
+
+
+def test_a_re_fetch_with_event_metadata_conforms(spec: Any, ofrep_server: LocalServer) -> None:
+    operation = spec["/ofrep/v1/evaluate/flags"]["POST"]
+    unknown = {"flagConfigEtag": "not-a-revision", "flagConfigLastModified": "Thu, 20 Feb 2026 21:28:18 GMT"}
+
+    for query in ({"flagConfigEtag": "1", "flagConfigLastModified": 1771622898}, unknown):
+        case = operation.Case(body={"context": {}}, query=query, media_type="application/json")
+        assert case.call_and_validate(base_url=ofrep_server.url).status_code == 200, query
+
+
+def first_event(url: str) -> dict[str, str]:
+    """The fields of the first event (not comment) a stream sends, read as an EventSource would."""
+    fields: dict[str, str] = {}
+    with requests.get(url, stream=True, timeout=10, headers={"Accept": "text/event-stream"}) as answer:
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
+        for line in answer.iter_lines(chunk_size=1, decode_unicode=True):  # an event is smaller than a chunk
+            if not line:
+                if "data" in fields:
+                    return fields
+                continue
+            name, _, value = line.partition(":")
+            if name:  # a line starting with ":" is a comment (a heartbeat)
+                fields[name] = value.removeprefix(" ")
+    raise AssertionError("the stream ended before its first event")
+
+
+def test_the_event_stream_sends_events_the_spec_describes(spec: Any, ofrep_server: LocalServer) -> None:
+    schemas = yaml.safe_load(SPEC.read_text())["components"]["schemas"]
+    bulk = requests.post(f"{ofrep_server.url}/ofrep/v1/evaluate/flags", json={"context": {}}, timeout=10).json()
+    stale = re.sub(r"since=[^&]*", "since=0", bulk["eventStreams"][0]["url"])  # an older revision: one event at once
+
+    event = first_event(stale)
+
+    jsonschema_rs.Draft202012Validator(schemas["sseEvent"]).validate(event)
+    data = json.loads(event["data"])
+    jsonschema_rs.Draft202012Validator(schemas["sseEventData"]).validate(data)
+    assert data["type"] == "refetchEvaluation" and event.get("id"), event
+    operation = spec["/ofrep/v1/evaluate/flags"]["POST"]
+    query = {"flagConfigEtag": data["etag"], "flagConfigLastModified": data["lastModified"]}
+    refetch = operation.Case(body={"context": {}}, query=query, media_type="application/json")
+    assert refetch.call_and_validate(base_url=ofrep_server.url).status_code == 200

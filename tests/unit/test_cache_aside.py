@@ -42,7 +42,7 @@ def cache() -> InMemoryFlagCache:
 @pytest.fixture
 def svc(monkeypatch: pytest.MonkeyPatch, repo: Any, cache: Any, clock: Clock) -> FlagService:
     reads = CacheAside(repo, cache, breaker=CircuitBreaker(threshold=3, cooldown=1.0, clock=clock), clock=clock)
-    built = FlagService(repo, reads=sync_inline(reads))
+    built = FlagService(repo, reads=sync_inline(reads, interval=float("inf")))  # syncs on suspicion only
     monkeypatch.setattr(wiring, "get_service", lambda: built)
     return built
 

@@ -25,6 +25,7 @@ class Deadline:
     """An absolute point on the monotonic clock by which a database call must be over."""
 
     seconds: float
+    grace: float = 0.0  # the connection is cut this long after `at` (a COMMIT sent in time is waited for)
     at: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -57,7 +58,7 @@ def enforced(conn: psycopg.Connection[object], deadline: Deadline) -> Iterator[N
     except psycopg.OperationalError:
         yield  # no socket: the call will fail by itself
         return
-    timer = threading.Timer(deadline.remaining, _shut_down, args=(fd,))
+    timer = threading.Timer(deadline.remaining + deadline.grace, _shut_down, args=(fd,))
     timer.daemon = True
     timer.start()
     try:

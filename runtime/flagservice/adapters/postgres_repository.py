@@ -50,14 +50,20 @@ def _history(row: Row) -> HistoryEntry:
 READ_SECONDS = 1.0  # a read, the background sync and /health never wait on the database longer
 PING_SECONDS = 0.25  # /health: a database that cannot say SELECT 1 this fast is reported unavailable
 WRITE_SECONDS = 2.5  # a write: a 1.5 s commit, or a 1 s wait behind another write's commit, still succeeds
-COMMIT_MARGIN = 0.2  # the database refuses to finish a write this long before the service gives up on it
+COMMIT_MARGIN = 0.3  # the database refuses a write's COMMIT this long before the service stops sending it...
+COMMIT_GRACE = 0.4  # ...and the service waits this long past the deadline for a COMMIT it sent in time:
+# a COMMIT the database accepted (before its own deadline) is answered before the service gives up,
+# for any network delay under (COMMIT_MARGIN + COMMIT_GRACE) / 2 each way: a 503 is never a commit.
+CLEAR_SECONDS = 0.25  # marking a write's outbox row applied is best effort (the sync does it otherwise)
 OPTIONS = "-c statement_timeout=2500 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=5000"
 # The last statement of every write: its revision, in commit order (see 002_revision_at_commit.sql), and
 # its outbox row, unless the database clock says the write's deadline has passed (then nothing commits).
 ALLOCATE = """
-WITH allocated AS (UPDATE flag_revision_counter SET revision = nextval('flag_revision') RETURNING revision)
-INSERT INTO cache_outbox (key, version, revision) SELECT %(key)s, %(version)s, revision FROM allocated
-WHERE clock_timestamp() < statement_timestamp() + make_interval(secs => %(remaining)s)
+WITH allocated AS (UPDATE flag_revision_counter SET revision = nextval('flag_revision') RETURNING revision),
+deadline AS (SELECT set_config('flagservice.deadline',
+    (statement_timestamp() + make_interval(secs => %(remaining)s))::text, true) AS at)
+INSERT INTO cache_outbox (key, version, revision) SELECT %(key)s, %(version)s, revision FROM allocated, deadline
+WHERE clock_timestamp() < deadline.at::timestamptz
 RETURNING id, revision"""
 LIST_AT_REVISION = """
 SELECT c.revision, f.version, f.definition, f.updated_at FROM flag_revision_counter c
@@ -68,7 +74,10 @@ FROM flag_revision_counter c LEFT JOIN flags f ON f.definition IS NOT NULL"""
 SYNC_STATE = """
 SELECT (SELECT revision FROM flag_revision_counter) AS revision,
        (SELECT min(revision) FROM cache_outbox) AS oldest_kept,
-       (SELECT count(*) FROM cache_outbox WHERE applied_at IS NULL) AS pending"""
+       (SELECT count(*) FROM cache_outbox WHERE applied_at IS NULL) AS pending,
+       (SELECT coalesce(json_object_agg(key, version), '{}') FROM (SELECT key, version FROM flags
+         WHERE updated_at > clock_timestamp() - make_interval(secs => %(recent)s)
+         ORDER BY updated_at DESC LIMIT 200) recent) AS recent"""
 
 
 class DeadlineExceededError(StoreUnavailableError):
@@ -93,6 +102,9 @@ class PostgresFlagRepository:
         self._read_seconds = read_seconds
         self._write_seconds = write_seconds
         self.breaker = CircuitBreaker(threshold=1, cooldown=1.0)
+        # Set by the background sync: it probes a database whose breaker opened, so requests never do
+        # (none waits out a deadline to find the database still gone); without it requests probe.
+        self.probed_in_background = False
 
     @classmethod
     def connect(
@@ -125,11 +137,16 @@ class PostgresFlagRepository:
     def close(self) -> None:
         self._pool.close()
 
+    def _may_call(self, *, probe: bool) -> bool:
+        if probe or not self.probed_in_background:
+            return self.breaker.allow()
+        return self.breaker.closed
+
     @contextmanager
-    def _connection(self, deadline: Deadline) -> Iterator[psycopg.Connection[Row]]:
+    def _connection(self, deadline: Deadline, *, probe: bool = False) -> Iterator[psycopg.Connection[Row]]:
         """A pooled connection whose use is cut at `deadline`. A broken connection or a passed deadline
         opens the breaker; an error of one statement (a lock or statement timeout) does not."""
-        if not self.breaker.allow():
+        if not self._may_call(probe=probe):
             raise StoreUnavailableError("the database is unavailable")
         try:
             with self._pool.connection(timeout=max(deadline.remaining, 0.001)) as conn:
@@ -153,12 +170,14 @@ class PostgresFlagRepository:
             self.breaker.record_failure()
             raise StoreUnavailableError("the database is unavailable") from exc
 
-    def _read(self, query: Callable[[psycopg.Connection[Row]], T], *, seconds: float | None = None) -> T:
+    def _read(
+        self, query: Callable[[psycopg.Connection[Row]], T], *, seconds: float | None = None, probe: bool = False
+    ) -> T:
         """Run a read within the read deadline, retried once on a broken connection."""
         deadline = Deadline(seconds if seconds is not None else self._read_seconds)
         for attempt in range(2):
             try:
-                with self._connection(deadline) as conn:
+                with self._connection(deadline, probe=probe) as conn:
                     return query(conn)
             except psycopg.OperationalError as exc:
                 self._retried(attempt, exc, deadline)
@@ -168,7 +187,7 @@ class PostgresFlagRepository:
     def _write_transaction(self) -> Iterator[tuple[psycopg.Connection[Row], Deadline]]:
         """A transaction on a connection proven alive first (a write is never retried once it began);
         COMMIT is never sent after the write's deadline."""
-        deadline = Deadline(self._write_seconds)
+        deadline = Deadline(self._write_seconds, grace=COMMIT_GRACE)
         for attempt in range(2):
             try:
                 with self._connection(deadline) as conn:
@@ -311,12 +330,14 @@ class PostgresFlagRepository:
         assert row is not None
         return int(row["revision"])
 
-    def sync_state(self) -> SyncState:
-        """What the background sync compares Redis with, in one round trip."""
-        row = self._read(lambda c: c.execute(SYNC_STATE).fetchone())
+    def sync_state(self, *, recent_seconds: float = 60.0) -> SyncState:
+        """What the background sync compares Redis with, in one round trip: the committed revision, the
+        outbox, and the version of every flag written in the last `recent_seconds`."""
+        row = self._read(lambda c: c.execute(SYNC_STATE, {"recent": recent_seconds}).fetchone(), probe=True)
         assert row is not None
         oldest = row["oldest_kept"]
-        return SyncState(int(row["revision"]), int(oldest) if oldest is not None else None, int(row["pending"]))
+        recent = {str(key): int(version) for key, version in row["recent"].items()}
+        return SyncState(int(row["revision"]), int(oldest) if oldest is not None else None, int(row["pending"]), recent)
 
     def pending_outbox(self, *, limit: int) -> list[OutboxEntry]:
         sql = "SELECT id, key, version, revision FROM cache_outbox WHERE applied_at IS NULL ORDER BY id LIMIT %s"
@@ -334,11 +355,12 @@ class PostgresFlagRepository:
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
         return [OutboxEntry(id=r["id"], key=r["key"], version=r["version"], revision=r["revision"]) for r in rows]
 
-    def clear_outbox(self, ids: list[int]) -> None:
-        """Mark rows applied; they are kept OUTBOX_KEEP for repairs, then pruned."""
+    def clear_outbox(self, ids: list[int], *, best_effort: bool = False) -> None:
+        """Mark rows applied (kept an hour for repairs, then pruned); `best_effort`: a short deadline (a
+        write's own row, which the background sync marks otherwise)."""
         if ids:
             sql = "UPDATE cache_outbox SET applied_at = clock_timestamp() WHERE id = ANY(%s) AND applied_at IS NULL"
-            self._read(lambda c: c.execute(sql, (ids,)))
+            self._read(lambda c: c.execute(sql, (ids,)), seconds=CLEAR_SECONDS if best_effort else None)
 
     def prune_outbox(self, *, older_than_seconds: float, limit: int) -> int:
         sql = (
@@ -351,4 +373,4 @@ class PostgresFlagRepository:
         self._read(lambda c: c.execute("SELECT 1").fetchone(), seconds=min(PING_SECONDS, self._read_seconds))
 
     def available(self) -> bool:
-        return self.breaker.allow()
+        return self._may_call(probe=False)

@@ -211,12 +211,19 @@ class RedisFlagCache:
             redis_keys.keyset_key(env),
             redis_keys.flag_key(env, key, schema=redis_keys.SCHEMA_VERSION - 1),
             redis_keys.flag_key(env, key, schema=redis_keys.SCHEMA_VERSION + 1),
+            redis_keys.written_key(env),
         ]
         args = [version, value, ttl, revision, key, 1 if flag is not None else 0]
         return RESULTS[self._script(redis_scripts.APPLY, keys, args)]
 
     def seed_revision(self, revision: int) -> None:
         self._script(redis_scripts.SEED, self._signal_keys(), [revision])
+
+    def written_since(self, revision: int) -> set[str]:
+        names = self._run(
+            lambda client: client.zrangebyscore(redis_keys.written_key(self._env), f"({revision}", "+inf")
+        )
+        return {name.decode() for name in names}
 
     def drop_all(self) -> None:
         """SCAN the environment's namespaces and delete what it finds, in batches (never KEYS)."""

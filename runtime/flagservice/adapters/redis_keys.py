@@ -43,6 +43,11 @@ def keyset_key(env: str) -> str:
     return f"{_tag(env)}:s{SCHEMA_VERSION}:keys"
 
 
+def written_key(env: str) -> str:
+    """The keys of the last 1,000 writes by revision (for laying them over an outdated snapshot)."""
+    return f"{_tag(env)}:s{SCHEMA_VERSION}:written"
+
+
 def namespace_pattern(env: str) -> str:
     """Every entry, snapshot, key set and lease of the environment, in every schema version."""
     return f"{_tag(env)}:s*"

@@ -100,7 +100,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-# KEYS: flag, revision, changes, key set, the flag in the previous and in the next schema namespace.
+# KEYS: flag, revision, changes, key set, the flag in the previous and in the next schema namespace,
+# the recently written keys (a sorted set by revision, the last 1,000 writes).
 # ARGV: version, value, hard ttl ms, revision, flag key, 1 if the flag exists after the write.
 # A writer's cache step: never replaces a newer version (two writers reordered), raises the revision
 # (never lowers it), moves `changes` whatever the order, keeps a current key set current, and drops
@@ -125,6 +126,8 @@ end
 if written > revision then redis.call('SET', KEYS[2], written) end
 redis.call('INCR', KEYS[3])
 redis.call('DEL', KEYS[5], KEYS[6])
+redis.call('ZADD', KEYS[7], written, ARGV[5])
+redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -1001)
 return 1
 """
 )

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from flagservice.errors import TargetingKeyMissingError
 from flagservice.flags.bucketing import bucket, pick_variant
 from flagservice.flags.model import Condition, FlagDefinition, Operator, RolloutEntry
 from flagservice.flags.semver import parse_semver
@@ -56,19 +57,11 @@ class Evaluation:
     reason: str
 
 
-class TargetingKeyMissingError(Exception):
-    """A split was needed but the context has no `targetingKey` that is a non-empty string.
-
-    Parameters
-    ----------
-    key : str
-        The key of the flag being evaluated.
-    """
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.detail = f"flag {key!r} splits by percentage and needs a non-empty string targetingKey"
-        super().__init__(self.detail)
+def targeting_key_missing(key: str) -> TargetingKeyMissingError:
+    """The error of a split that was needed while the context has no non-empty string `targetingKey`."""
+    return TargetingKeyMissingError(
+        f"flag {key!r} splits by percentage and needs a non-empty string targetingKey", key=key
+    )
 
 
 def evaluate_flag(flag: FlagDefinition, context: Mapping[str, Any]) -> Evaluation:
@@ -116,7 +109,7 @@ def _answer(flag: FlagDefinition, variant: str, reason: str) -> Evaluation:
 def _split(flag: FlagDefinition, rollout: Sequence[RolloutEntry], context: Mapping[str, Any]) -> Evaluation:
     targeting_key = context.get(TARGETING_KEY)
     if not isinstance(targeting_key, str) or not targeting_key:
-        raise TargetingKeyMissingError(flag.key)
+        raise targeting_key_missing(flag.key)
     return _answer(flag, pick_variant(rollout, bucket(flag.key, targeting_key)), SPLIT)
 
 

@@ -161,21 +161,36 @@ def bind(options: Options, running: Running) -> PreforkServer:
     return server
 
 
-def start_event_stream(running: Running) -> None:
-    """The SSE process beside the workers (events.py), advertised to the handler through EVENT_STREAM_URL."""
+def _spawn_events(running: Running, port: int) -> int | None:
+    """Start events.py on `port` (0: any free one); its port, or None if it could not listen."""
     parent = os.getpid()
     child = subprocess.Popen(
-        [sys.executable, "-m", "flagservice.local.events", "--port", os.environ.get("EVENTS_PORT", "0")],
+        [sys.executable, "-m", "flagservice.local.events", "--port", str(port)],
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
         preexec_fn=lambda: die_with_parent(parent),  # noqa: PLW1509 - only sets the parent-death signal
     )
-    running.children.append(child)
     assert child.stdout is not None
     line = child.stdout.readline().split()
     if len(line) != 2 or line[0] != "listening":
+        child.wait(timeout=5)
+        return None
+    running.children.append(child)
+    return int(line[1])
+
+
+def start_event_stream(options: Options, running: Running) -> None:
+    """The SSE process beside the workers (events.py), advertised to the handler through EVENT_STREAM_URL.
+
+    It listens on EVENTS_PORT, by default PORT + 1, so a browser's stream reconnects to the same place
+    after `make dev` restarts; a free port is taken only when that one is busy.
+    """
+    wanted = int(os.environ.get("EVENTS_PORT") or (options.port + 1 if options.port else 0))
+    port = _spawn_events(running, wanted) or _spawn_events(running, 0)
+    if port is None:
         raise OptionError("the event stream did not start")
-    os.environ.setdefault("EVENT_STREAM_URL", f"http://{HOST}:{line[1]}/events")
+    os.environ.setdefault("EVENT_STREAM_URL", f"http://{HOST}:{port}/events")
     print(f"  events:  {os.environ['EVENT_STREAM_URL']}  (Server-Sent Events)")
 
 
@@ -185,7 +200,7 @@ def start(options: Options, running: Running) -> None:
     print("flagservice local server (make dev)", flush=True)
     start_servers(options, running)
     ensure_admin_token()
-    start_event_stream(running)
+    start_event_stream(options, running)
     load_settings()
     seeded = run_setup(os.environ["DATABASE_URL"])
     print(f"  demo:    {'seeded ' + ', '.join(seeded) if seeded else 'not seeded (the database was not new)'}")
