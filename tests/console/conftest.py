@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.console.stack import EXPECT_TIMEOUT_MS, ConsoleServer, chromium, open_console, running_server
+from bench.browser import chromium
+from tests.console.stack import EXPECT_TIMEOUT_MS, ConsoleServer, open_console, running_server
 
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
+from bench.browser import chromium
 from tests import servers
-from tests.console.stack import DESKTOP, PHONE, ConsoleServer, chromium, open_console, running_server
+from tests.console.stack import DESKTOP, PHONE, ConsoleServer, open_console, running_server
 
 OUT_DIR = Path(__file__).resolve().parents[2] / "docs" / "console"
 FLAG = "checkout-theme"

@@ -4,7 +4,7 @@
   database is new and empty, so the server migrates it and seeds the demo flags, as `make dev` does the
   first time. Its Redis is its own: the degraded-toast test pauses it (SIGSTOP).
 - Chromium is Debian's (/usr/bin/chromium), driven by Playwright with that executable (never
-  `playwright install`: browser downloads fail on these machines).
+  `playwright install`: browser downloads fail on these machines), launched as bench/browser.py does.
 
 `python -m tests.console.screenshots` uses the same stack to redraw docs/console/.
 """
@@ -26,17 +26,12 @@ from typing import Any
 
 import psycopg
 import requests
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from flagservice.local.embedded import ServerProcess, free_port
 from tests.servers import create_database, redis_for_tests
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]  # fmt: skip
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
 # Waits for the page to be ready, never deadlines under test: generous, as the machine may be shared and busy.
@@ -154,19 +149,6 @@ def running_server(postgres_url: str, log_dir: Path) -> Iterator[ConsoleServer]:
         redis.resume()  # a test that failed while Redis was paused must not leave it stopped
         redis.stop()
         _drop_database(postgres_url, database_url)
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[Browser]:
-    """Debian's headless Chromium through Playwright; closed (with its processes) at the end."""
-    if not CHROMIUM.exists():
-        raise StackError(f"{CHROMIUM} is missing: apt-get install chromium (never `playwright install`)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def open_console(browser: Browser, server: ConsoleServer, viewport: dict[str, int] = DESKTOP) -> Page:
