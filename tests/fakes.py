@@ -263,9 +263,11 @@ class InMemoryFlagCache:
 
     def fill_keys(self, keys: set[str], *, revision: int, observed_revision: int) -> Guarded:
         self._trip()
-        refused = self._guard(observed_revision, "#keys")
-        if refused is not None:
-            return refused
+        self.leases.pop("#keys", None)
+        if self.revision_copy is None:
+            return Guarded.NO_REVISION
+        if self.keyset is not None and self.keyset[0] > revision:
+            return Guarded.REFUSED
         self.keyset = (revision, set(keys), self.clock() + self.negative_ttl)
         return Guarded.STORED
 

@@ -154,12 +154,10 @@ class CacheAside:
         """Validate L1 against the signal (nothing is kept against a missing revision)."""
         self.l1.observe(signal if signal.revision is not None else None)
 
-    def _observed(self, read: CacheRead) -> int:
-        """The revision a refill's fill is guarded by, read before the refill's database read; a flushed
-        Redis gets it seeded from PostgreSQL first (on the refill's path, which reads PostgreSQL anyway)."""
-        if read.revision is not None:
-            return read.revision
-        revision = self.repository.revision()
+    def _seeded(self, revision: int) -> int:
+        """A flushed Redis (no revision) gets the revision of a refill's own database read, which is then
+        what that refill's fill is guarded by: a write committed after that read either raises the
+        revision first (the fill is refused) or found no revision to raise and is replayed by the sync."""
         self.cache_call(lambda cache: cache.seed_revision(revision))
         return revision
 
@@ -247,12 +245,12 @@ class CacheAside:
         entry = read.entry
         keys: tuple[int, set[str]] | None = None
         try:
-            observed = self._observed(read)
-            if read.keys_needed and read.leased:
+            if read.revision is None or (read.keys_needed and read.leased):
                 revision, existing, flag = self.repository.keys_at_revision(key)
                 keys = revision, existing
+                observed = read.revision if read.revision is not None else self._seeded(revision)
             else:
-                flag = self.repository.get(key)
+                observed, flag = read.revision, self.repository.get(key)
         except StoreUnavailableError:
             if entry is not None and entry.flag is not None:
                 return entry.flag, CacheOutcome.STALE
@@ -324,12 +322,12 @@ class CacheAside:
 
     def _rebuild_snapshot(self, snapshot: CacheSnapshot | None, signal: Signal) -> FlagSet:
         try:
-            observed = self._observed(CacheRead(None, signal))
             revision, flags = self.repository.list_at_revision(limit=MAX_FLAGS)
         except StoreUnavailableError:
             if snapshot is None:
                 raise
             return self._overlaid(snapshot)
+        observed = signal.revision if signal.revision is not None else self._seeded(revision)
         self.hooks.after_repository_read(SNAPSHOT)
         stored = self.cache_call(lambda c: c.fill_snapshot(flags, revision=revision, observed_revision=observed))
         if stored is Guarded.STORED:

@@ -205,8 +205,9 @@ class FlagCache(Protocol):
         ...
 
     def fill_keys(self, keys: set[str], *, revision: int, observed_revision: int) -> Guarded:
-        """Store the set of existing keys as of committed `revision`, guarded like a fill; it answers
-        "no such flag" for `NEGATIVE_TTL_SECONDS` and writes keep it current meanwhile."""
+        """Store the set of existing keys as of committed `revision` (never over a newer one); while its
+        revision is at least Redis's it answers "no such flag" (for `NEGATIVE_TTL_SECONDS`), and writes
+        keep it current meanwhile."""
         ...
 
     def written_since(self, revision: int) -> set[str]:

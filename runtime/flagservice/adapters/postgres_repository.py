@@ -48,6 +48,7 @@ def _history(row: Row) -> HistoryEntry:
 
 
 READ_SECONDS = 1.0  # a read, the background sync and /health never wait on the database longer
+POOL_WAIT = 1.0  # a connection is made in milliseconds: a longer wait means the database refuses or hangs
 PING_SECONDS = 0.25  # /health: a database that cannot say SELECT 1 this fast is reported unavailable
 WRITE_SECONDS = 2.5  # a write: a 1.5 s commit, or a 1 s wait behind another write's commit, still succeeds
 COMMIT_MARGIN = 0.3  # the database refuses a write's COMMIT this long before the service stops sending it...
@@ -149,7 +150,7 @@ class PostgresFlagRepository:
         if not self._may_call(probe=probe):
             raise StoreUnavailableError("the database is unavailable")
         try:
-            with self._pool.connection(timeout=max(deadline.remaining, 0.001)) as conn:
+            with self._pool.connection(timeout=max(min(deadline.remaining, POOL_WAIT), 0.001)) as conn:
                 try:
                     with enforced(conn, deadline):
                         yield conn

@@ -181,7 +181,7 @@ class RedisFlagCache:
             redis_keys.revision_key(self._env),
             redis_keys.lease_key(self._env, "#keys"),
         ]
-        args = [revision, observed_revision, self._negative_ttl_ms, *sorted(keys)]
+        args = [revision, self._negative_ttl_ms, *sorted(keys)]
         return RESULTS[self._script(redis_scripts.FILL_KEYS, names, args)]
 
     def _value(self, flag: StoredFlag | None, version: int) -> tuple[str, int]:

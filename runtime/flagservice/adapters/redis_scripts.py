@@ -86,17 +86,20 @@ return 1
 """
 )
 
-# KEYS: key set, revision, key set lease. ARGV: revision of the key set, observed revision, ttl ms, keys...
-# The set of existing keys as of a committed revision, guarded like FILL.
+# KEYS: key set, revision, key set lease. ARGV: revision of the key set, ttl ms, keys...
+# The set of existing keys as of a committed revision. No guard against writes applied meanwhile: a key
+# set is only ever trusted while its revision is at least Redis's, so one that a write overtook is simply
+# not current (and one read before a write committed never claims that write's revision). It never
+# replaces a newer key set.
 FILL_KEYS = """
 redis.call('DEL', KEYS[3])
-local revision = redis.call('GET', KEYS[2])
-if not revision then return -1 end
-if tonumber(revision) > tonumber(ARGV[2]) then return 0 end
+if not redis.call('GET', KEYS[2]) then return -1 end
+local current = redis.call('HGET', KEYS[1], '#rev')
+if current and tonumber(current) > tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], '#rev', ARGV[1])
-for i = 4, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], '1') end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+for i = 3, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], '1') end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
