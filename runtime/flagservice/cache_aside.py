@@ -195,7 +195,7 @@ class CacheAside:
         """Redis, or PostgreSQL when Redis cannot answer; a follower of another container's refill waits
         up to LEASE_WAIT for it, then reads PostgreSQL itself (at most one read per process)."""
         deadline = time.monotonic() + LEASE_WAIT
-        retried = False
+        retried, waiting_for_keys = False, True
         while True:
             read = self.cache_call(lambda cache: cache.read(key, lease_ms=LEASE_MS))
             if read is UNAVAILABLE:
@@ -209,6 +209,8 @@ class CacheAside:
             answer = self._answer(key, read)
             if answer is not None:
                 return answer
+            if read.keys_needed != waiting_for_keys:  # from the key set's rebuild to the flag's refill
+                waiting_for_keys, deadline = read.keys_needed, time.monotonic() + LEASE_WAIT
             if time.monotonic() >= deadline:
                 return self._refill(key, read)
             time.sleep(LEASE_POLL)

