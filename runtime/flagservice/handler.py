@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from flagservice import cors, errors, routes_admin, routes_ofrep, routes_read, wiring
+from flagservice.console import routes as routes_console
 from flagservice.http import error_body, json_response, read_headers
 from flagservice.lambda_context import LocalContext, allowed_methods, request_id
 from flagservice.ports import CacheOutcome
@@ -19,6 +20,7 @@ app = APIGatewayRestResolver()
 app.include_router(routes_read.router)
 app.include_router(routes_admin.router)
 app.include_router(routes_ofrep.router)
+app.include_router(routes_console.router)
 
 ERRORS: dict[type[errors.FlagServiceError], tuple[int, str]] = {
     errors.ParseError: (400, "PARSE_ERROR"),

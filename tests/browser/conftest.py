@@ -25,7 +25,7 @@ def page_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticSite]:
     site.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # closed when this package is done: one Playwright at a time (tests/console)
 def browser() -> Iterator[Browser]:
     with chromium() as running:
         yield running

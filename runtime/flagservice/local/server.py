@@ -204,6 +204,7 @@ def start(options: Options, running: Running) -> None:
     load_settings()
     seeded = run_setup(os.environ["DATABASE_URL"])
     print(f"  demo:    {'seeded ' + ', '.join(seeded) if seeded else 'not seeded (the database was not new)'}")
+    print(f"  console: http://{HOST}:{server.port}/console  (sign in with the admin token)")
     print(f"serving http://{HOST}:{server.port} with {options.workers} worker processes; Ctrl-C stops everything")
     sys.stdout.flush()
     server.run()

@@ -1,4 +1,4 @@
-// The page of the browser propagation test (tests/browser) and bench (bench/browser_propagation.py).
+// The page of the browser propagation test (tests/browser) and bench (bench/consistency/browser_propagation.py).
 // OpenFeature's web SDK with the OFREP web provider, polling off, against the service named in the query
 // string (?service=<base URL>&flag=<key>). Every change of the flag's value is recorded with Date.now()
 // in window.probe.changes; provider events go to window.probe.events (for diagnosis only).

@@ -1,0 +1,95 @@
+"""`GET /console` and its assets: static files of this package, served by the handler itself.
+
+They need no API key and no admin token: the page holds no data of its own, asks for the token and calls
+the admin API with it. Files are read once per container, on the first console request (never at import:
+the read path's cold start pays nothing for them). Every answer carries a strong ETag, so a browser
+revalidates with `If-None-Match` and gets 304. The page's Content-Security-Policy allows scripts, styles
+and calls from this origin only, plus the event stream's origin (`make dev` serves it on another port).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from flagservice.http import error_body, json_response
+from flagservice.settings import get_settings
+
+router = APIGatewayRouter()
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+PAGE = "index.html"
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+COMMON_HEADERS = {
+    "Cache-Control": "no-cache",  # always revalidated (ETag): a new deployment is seen at once
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: str
+    content_type: str
+    etag: str
+
+
+@functools.cache
+def assets() -> dict[str, Asset]:
+    """Every servable file of static/, by name; nothing else on disk can be named by a request."""
+    found = {}
+    for path in sorted(STATIC_DIR.iterdir()):
+        if path.is_file() and path.suffix in CONTENT_TYPES:
+            body = path.read_text(encoding="utf-8")
+            etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
+            found[path.name] = Asset(body, CONTENT_TYPES[path.suffix], etag)
+    return found
+
+
+def content_security_policy() -> str:
+    """Own origin only, plus the origin of the advertised event stream (the console's live updates)."""
+    connect = "'self'"
+    stream = get_settings().EVENT_STREAM_URL
+    if stream:
+        parts = urlsplit(stream)
+        connect += f" {parts.scheme}://{parts.netloc}"
+    return (
+        f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect};"
+        " base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def _serve(name: str) -> Response[str]:
+    asset = assets()[name]
+    headers = {**COMMON_HEADERS, "ETag": asset.etag}
+    if name == PAGE:
+        headers["Content-Security-Policy"] = content_security_policy()
+    if router.current_event.headers.get("if-none-match") == asset.etag:
+        return Response(status_code=304, body="", headers=headers)
+    return Response(status_code=200, content_type=asset.content_type, body=asset.body, headers=headers)
+
+
+@router.get("/console")
+def console_page() -> Response[str]:
+    """The page; `/console/` (the REST resolver ignores trailing slashes) is redirected here, where the
+    page's relative asset URLs resolve, behind a stage prefix too."""
+    if router.current_event.path.endswith("/"):
+        return Response(status_code=308, body="", headers={"Location": "../console", "Cache-Control": "no-store"})
+    return _serve(PAGE)
+
+
+@router.get("/console/<name>")
+def console_asset(name: str) -> Response[str]:
+    if name == PAGE or name not in assets():
+        return json_response(404, error_body("NOT_FOUND", "no such route"))
+    return _serve(name)

@@ -1,0 +1,119 @@
+// The admin API as the console calls it: the token, JSON that keeps floats as floats, the degraded signal.
+
+const TOKEN_KEY = "flags-console-token";
+// The service's root is the folder above this module (/console/api.js -> /), behind a stage prefix too.
+const API_ROOT = new URL("../", import.meta.url);
+const FLOAT_MARK = "\u0000float:";
+
+/** A JSON number written with a fraction or exponent: a float flag's `1.0` must go back as `1.0`, never `1`. */
+export class JsonFloat {
+  constructor(value) {
+    this.value = value;
+  }
+  valueOf() {
+    return this.value;
+  }
+  toString() {
+    return formatFloat(this.value);
+  }
+  toJSON() {
+    return FLOAT_MARK + formatFloat(this.value);
+  }
+}
+
+export function formatFloat(value) {
+  return Number.isInteger(value) && Math.abs(value) < 1e21 ? value.toFixed(1) : String(value);
+}
+
+/** JSON.parse that turns numbers written as floats into JsonFloat (the parser's source text tells). */
+export function parseJson(text) {
+  return JSON.parse(text, (_key, value, context) => {
+    if (typeof value === "number" && context && /[.eE]/.test(context.source)) return new JsonFloat(value);
+    return value;
+  });
+}
+
+/** JSON.stringify that writes JsonFloat as a float literal. */
+export function stringify(value, indent) {
+  const text = JSON.stringify(value, null, indent);
+  return text.replace(/"\\u0000float:([-+0-9.eE]+)"/g, "$1");
+}
+
+export class ApiError extends Error {
+  constructor(status, code, details) {
+    super(details || code || `HTTP ${status}`);
+    this.status = status;
+    this.code = code;
+    this.details = details || "";
+  }
+}
+
+export const token = {
+  get: () => sessionStorage.getItem(TOKEN_KEY),
+  set: (value) => sessionStorage.setItem(TOKEN_KEY, value),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+const listeners = { degraded: () => {}, refused: () => {} };
+
+/** onDegraded(bool): an answer said whether reads are degraded; onRefused(): the token was refused. */
+export function listen({ onDegraded, onRefused }) {
+  listeners.degraded = onDegraded;
+  listeners.refused = onRefused;
+}
+
+function noteDegraded(response) {
+  // Only read answers (they carry X-Cache) say whether the cache serves; writes and history say nothing.
+  if (response.headers.get("X-Flags-Degraded") === "true") listeners.degraded(true);
+  else if (response.headers.has("X-Cache")) listeners.degraded(false);
+}
+
+/** One call: `path` is relative to the service root (`admin/flags`); JSON in and out; errors as ApiError. */
+export async function api(method, path, { body, ifMatch } = {}) {
+  const headers = { Accept: "application/json" };
+  const bearer = token.get();
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (ifMatch !== undefined) headers["If-Match"] = `"${ifMatch}"`;
+  let response;
+  try {
+    const init = { method, headers, cache: "no-store", body: body === undefined ? undefined : stringify(body) };
+    response = await fetch(new URL(path, API_ROOT), init);
+  } catch {
+    throw new ApiError(0, "NETWORK", "The service cannot be reached.");
+  }
+  noteDegraded(response);
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? parseJson(text) : null;
+  } catch {
+    data = null;
+  }
+  if (response.ok) return data;
+  if (response.status === 401 || response.status === 403) listeners.refused();
+  throw new ApiError(response.status, data?.errorCode, data?.errorDetails);
+}
+
+export const flagPath = (key, rest = "") => `admin/flags/${encodeURIComponent(key)}${rest}`;
+
+/** Every flag, following `next` page by page. */
+export async function listFlags() {
+  const flags = [];
+  let after = null;
+  do {
+    const query = new URLSearchParams({ limit: "1000" });
+    if (after !== null) query.set("after", after);
+    const page = await api("GET", `admin/flags?${query}`);
+    flags.push(...page.flags);
+    after = page.next;
+  } while (after !== null);
+  return flags;
+}
+
+/** The event stream a bulk evaluation advertises (CONTRACT.md section 5), with the revision it was built from. */
+export async function eventStreamUrl() {
+  const answer = await api("POST", "ofrep/v1/evaluate/flags", { body: { context: {} } });
+  const stream = (answer?.eventStreams || []).find((item) => item.type === "sse" && item.url);
+  return stream ? stream.url : null;
+}
