@@ -18,10 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 dev: $(STAMP)
-	exec $(PY) -m flagservice.local.server
+	exec $(PY) -m local.server
 
 dev-reset: $(STAMP)
-	$(PY) -m flagservice.local.embedded reset
+	$(PY) -m local.embedded reset
 
 test: $(STAMP) lint
 	$(PY) -m pytest tests
@@ -80,5 +80,5 @@ drill: $(STAMP)
 	$(PY) -m bench.drills.suite; status=$$?; $(PY) -m bench.readme && exit $$status
 
 lint: $(STAMP)
-	$(PY) -m ruff check runtime tests stacks bench flagctl app.py
-	$(PY) -m mypy runtime/flagservice
+	$(PY) -m ruff check runtime local tests stacks bench flagctl app.py
+	$(PY) -m mypy runtime/flagservice local

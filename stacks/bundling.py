@@ -32,7 +32,7 @@ RUNTIME_DIR = ROOT / "runtime"
 REQUIREMENTS = ROOT / "requirements.txt"
 # Left out of the asset: the local server, and anything a local run leaves behind.
 EXCLUDED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
-EXCLUDED_PATHS = frozenset({Path("flagservice/local")})
+EXCLUDED_PATHS = frozenset({Path("flagservice/local")})  # a guard: the local server lives in local/, outside runtime/
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_12

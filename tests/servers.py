@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from flagservice.local.binaries import system_postgres, system_redis
-from flagservice.local.embedded import ServerProcess, free_port, start_postgres, start_redis
-from flagservice.local.processes import pid_alive, running_servers, wait_gone
+from local.binaries import system_postgres, system_redis
+from local.embedded import ServerProcess, free_port, start_postgres, start_redis
+from local.processes import pid_alive, running_servers, wait_gone
 
 __all__ = [
     "ServerProcess",

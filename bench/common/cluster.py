@@ -1,6 +1,6 @@
 """A local cluster for drills and the propagation harness: one Redis, one PostgreSQL, N local servers.
 
-Each server is its own `python -m flagservice.local.server` process with WORKERS=1, so each is one
+Each server is its own `python -m local.server` process with WORKERS=1, so each is one
 "container" (its own L1 cache, breaker and pools) that a harness can address, freeze (SIGSTOP) and
 thaw on its own. All of them share the Redis (optionally behind a `ProxyProcess`, for faults on
 the wire, and optionally with a replica, `--replicaof` the primary, for failovers) and the
@@ -30,7 +30,7 @@ from bench import REPO
 from bench.common.client import Answer, request
 from bench.common.faultproxy import ProxyProcess
 from flagservice.adapters.migrations import migrate
-from flagservice.local.embedded import ServerProcess, free_port, start_postgres, start_redis
+from local.embedded import ServerProcess, free_port, start_postgres, start_redis
 
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123456789"
 READY_SECONDS = 60.0
@@ -203,7 +203,7 @@ def _spawn_server(cluster: Cluster, index: int) -> FlagServer:
     stdout = open(logs / f"server-{index}.out", "wb") if keep else subprocess.DEVNULL  # noqa: SIM115
     stderr = open(logs / f"server-{index}.err", "wb")  # noqa: SIM115 - the child owns it
     process = subprocess.Popen(
-        [sys.executable, "-m", "flagservice.local.server"], cwd=REPO, env=_server_env(cluster, port),
+        [sys.executable, "-m", "local.server"], cwd=REPO, env=_server_env(cluster, port),
         stdout=stdout, stderr=stderr, start_new_session=True,
     )  # fmt: skip
     return FlagServer(index, port, process)

@@ -7,7 +7,7 @@
   the provider is cross-origin and CORS is exercised as a real deployment would.
 - Headless Chromium is Debian's (/usr/bin/chromium), driven by Playwright with that executable (never
   `playwright install`: browser downloads fail on these machines).
-- The service is `python -m flagservice.local.server`, what `make dev` runs, event stream included, on a
+- The service is `python -m local.server`, what `make dev` runs, event stream included, on a
   Redis and a PostgreSQL the caller gives. It keeps its PORT and EVENTS_PORT across a restart, so the page's
   provider finds it where it was. A second server on the same stores writes while the first one is down.
 
@@ -40,7 +40,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from bench import REPO
-from flagservice.local.embedded import ServerProcess, free_port
+from local.embedded import ServerProcess, free_port
 
 PAGE_PACKAGE = REPO / "tests" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -124,7 +124,7 @@ def chromium() -> Iterator[Browser]:
 
 @dataclass
 class LocalService:
-    """One `python -m flagservice.local.server` on fixed ports (PORT and EVENTS_PORT): stop() then start() again."""
+    """One `python -m local.server` on fixed ports (PORT and EVENTS_PORT): stop() then start() again."""
 
     name: str
     env: dict[str, str]
@@ -141,7 +141,7 @@ class LocalService:
         offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "flagservice.local.server"], cwd=REPO, env=self.env,
+                [sys.executable, "-m", "local.server"], cwd=REPO, env=self.env,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + STARTUP_SECONDS

@@ -45,7 +45,7 @@ from bench.consistency.browser import (
     set_enabled,
 )
 from flagservice.adapters.migrations import migrate
-from flagservice.local.embedded import start_postgres, start_redis
+from local.embedded import start_postgres, start_redis
 
 TARGET_SECONDS = 1.0  # CONTRACT.md section 5: the target, measured in a real browser
 BOUND_SECONDS = 5.0  # the contract's bound

@@ -2,7 +2,7 @@
 
 The peer: npm `unleash-server` pinned in bench/peer/unleash/package.json and its lock file (`npm ci`),
 started by bench/peer/unleash/launcher.mjs on 127.0.0.1 with its own throwaway PostgreSQL (the
-unprivileged-user recipe of flagservice.local.embedded.start_postgres), telemetry and version
+unprivileged-user recipe of local.embedded.start_postgres), telemetry and version
 checks off, rate limits raised. Tokens come from INIT_*_API_TOKENS; the equivalent flag (a release
 toggle with the default strategy, on in `development`) is made with three admin calls, and read as
 its SDKs read it: `GET /api/frontend?userId=42` with the frontend token raw in Authorization.
@@ -42,7 +42,7 @@ from bench.common.http_load import Target
 from bench.common.report import ms
 from bench.common.results import results_file, write_results
 from bench.http import local_server
-from flagservice.local.embedded import ServerProcess, free_port, start_postgres
+from local.embedded import ServerProcess, free_port, start_postgres
 
 UNLEASH_DIR = Path(__file__).resolve().parent / "unleash"  # npm ci by make bench-peer
 RESULTS = results_file("peer")

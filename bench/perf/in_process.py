@@ -41,7 +41,7 @@ from bench.common.cluster import Cluster, ClusterOptions, running_cluster
 from bench.common.results import results_file, write_results
 from bench.perf import coldstart
 from bench.perf.container import FLAG_KEY
-from flagservice.local.embedded import free_port
+from local.embedded import free_port
 
 RESULTS = results_file("perf")
 MODES = {"tracer-off": False, "tracer-on": True}

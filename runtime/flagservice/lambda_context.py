@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,16 +14,20 @@ METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 @dataclass
 class LocalContext:
-    """Stands in for the Lambda context when the local server (or a test) calls the handler."""
+    """The one stand-in for the Lambda context, when the local server (or a test) calls the handler:
+    what the runtime passes, with the deadline of an API Gateway integration (29 s)."""
 
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_name: str = "flagservice-local"
     function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 1024
     invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:flagservice-local"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 1024
+    log_group_name: str = "/aws/lambda/flagservice-local"
+    log_stream_name: str = "local"
+    deadline: float = field(default_factory=lambda: time.monotonic() + 29.0)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 def request_id(event: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """The console's test stack: the real local server (`make dev`'s process) on its own Redis and database, and Chromium.
 
-- The server is `python -m flagservice.local.server`, event stream included, with a known admin token. Its
+- The server is `python -m local.server`, event stream included, with a known admin token. Its
   database is new and empty, so the server migrates it and seeds the demo flags, as `make dev` does the
   first time. Its Redis is its own: the degraded-toast test pauses it (SIGSTOP).
 - Chromium is Debian's (/usr/bin/chromium), driven by Playwright with that executable (never
@@ -28,7 +28,7 @@ import psycopg
 import requests
 from playwright.sync_api import Browser, Page
 
-from flagservice.local.embedded import ServerProcess, free_port
+from local.embedded import ServerProcess, free_port
 from tests.servers import create_database, redis_for_tests
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,7 +138,7 @@ def running_server(postgres_url: str, log_dir: Path) -> Iterator[ConsoleServer]:
     try:
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "flagservice.local.server"], cwd=REPO, env=env,
+                [sys.executable, "-m", "local.server"], cwd=REPO, env=env,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         try:

@@ -67,7 +67,7 @@ def world(postgres_url: str) -> Iterator[tuple[FlagService, int, servers.ServerP
     path = f"{REPO / 'runtime'}:{REPO}"
     env = {**os.environ, "PYTHONPATH": path, "REDIS_URL": redis_server.url, "FLAGS_ENV": cache._env}  # noqa: SLF001
     child = subprocess.Popen(
-        [sys.executable, "-m", "flagservice.local.events", "--port", "0", "--heartbeat", str(HEARTBEAT)],
+        [sys.executable, "-m", "local.events", "--port", "0", "--heartbeat", str(HEARTBEAT)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -1,6 +1,6 @@
 """flagctl against the real local server (real Redis and PostgreSQL), with its bearer token.
 
-The server is `python -m flagservice.local.server`, started here as its own process group on a free
+The server is `python -m local.server`, started here as its own process group on a free
 port and stopped by its pid. Each test uses its own flag keys; the cache namespace is this module's own.
 """
 
@@ -41,7 +41,7 @@ def server_url(postgres_url: str, redis_url: str) -> Iterator[str]:
         "PYTHONPATH": f"{REPO / 'runtime'}:{REPO}",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "flagservice.local.server"],
+        [sys.executable, "-m", "local.server"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -16,8 +16,8 @@ import redis
 from flagservice.adapters.migrations import migrate
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.flags.model import FlagDefinition
-from flagservice.local.embedded import ServerProcess
 from flagservice.service import FlagService
+from local.embedded import ServerProcess
 from tests import servers
 from tests.conftest import redis_cache
 

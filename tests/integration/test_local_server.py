@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from flagservice.local.prefork import accept_one, listen
+from local.prefork import accept_one, listen
 from tests.integration.echo_handler import BINARY
 from tests.servers import pids_alive, port_listening, traversable_tmp_dir, wait_gone
 
@@ -63,7 +63,7 @@ class Gateway:
 
 def start_gateway(workers: int, *, ignoring_sigint: bool = False) -> Gateway:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'runtime'}:{REPO}"}
-    argv = [sys.executable, "-m", "flagservice.local.serve", ECHO, "--port", "0", "--workers", str(workers)]
+    argv = [sys.executable, "-m", "local.serve", ECHO, "--port", "0", "--workers", str(workers)]
     if ignoring_sigint:  # as a shell starts a background job: SIGINT inherited as ignored
         argv = ["bash", "-c", 'trap "" INT; exec "$@"', "bash", *argv]
     process = subprocess.Popen(

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from flagservice.local import binaries, dirs, embedded
-from flagservice.local.embedded import DataDirError, free_port, start_postgres, start_redis
+from local import binaries, dirs, embedded
+from local.embedded import DataDirError, free_port, start_postgres, start_redis
 from tests import servers
 from tests.servers import pids_alive, port_listening, traversable_tmp_dir
 
@@ -199,7 +199,7 @@ def test_invalid_setting_refuses_to_start_with_one_line_naming_it(data_dir: Path
     env.update(DEV_DATA_DIR=str(data_dir), FLAGS_ENV="not a valid name!", PORT=str(free_port()))
     env["PYTHONPATH"] = f"{REPO / 'runtime'}:{REPO}"
     done = subprocess.run(
-        [str(REPO / ".venv/bin/python"), "-m", "flagservice.local.server"], cwd=REPO, env=env,
+        [str(REPO / ".venv/bin/python"), "-m", "local.server"], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

@@ -16,10 +16,10 @@ from flagservice.breaker import CircuitBreaker
 from flagservice.cache_aside import CacheAside
 from flagservice.errors import FlagServiceError
 from flagservice.flags.model import FlagDefinition
-from flagservice.local.embedded import ServerProcess
 from flagservice.ports import CacheOutcome
 from flagservice.service import FlagService
 from flagservice.sync import sync_inline
+from local.embedded import ServerProcess
 from tests import servers
 from tests.conftest import clean_database, redis_cache
 

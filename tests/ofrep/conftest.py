@@ -1,4 +1,4 @@
-"""One real local server for the OFREP suites: `python -m flagservice.local.server`, the process `make dev` runs.
+"""One real local server for the OFREP suites: `python -m local.server`, the process `make dev` runs.
 
 It serves the Lambda handler on the session's real Redis and PostgreSQL (tests/conftest.py), with a database
 and a cache namespace of its own and a known admin token. The flags of tests/ofrep/flags.py are created
@@ -27,7 +27,7 @@ import redis
 import requests
 
 from flagservice.adapters.migrations import migrate
-from flagservice.local.embedded import free_port
+from local.embedded import free_port
 from tests.ofrep import flags
 from tests.servers import port_listening
 
@@ -110,7 +110,7 @@ def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str
         env["PORT"] = str(free_port())
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "flagservice.local.server"], cwd=REPO, env=env,
+                [sys.executable, "-m", "local.server"], cwd=REPO, env=env,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         url = _wait_until_serving(process, log)

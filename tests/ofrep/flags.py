@@ -13,7 +13,7 @@ from typing import Any
 
 import mmh3
 
-from flagservice.local.seed import DEMO_FLAGS
+from local.seed import DEMO_FLAGS
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "flagd_fractional_v2.json"
 SPLIT_SCENARIOS = ("Fractional operator", "Fractional operator shorthand")

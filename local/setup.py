@@ -14,7 +14,7 @@ import signal
 import sys
 import traceback
 
-from flagservice.local.prefork import die_with_parent
+from local.prefork import die_with_parent
 
 
 class SetupError(Exception):
@@ -24,7 +24,7 @@ class SetupError(Exception):
 def migrate_and_seed(conninfo: str) -> list[str]:
     """Apply migrations; seed the demo flags only into a database whose schema this call created."""
     from flagservice.adapters.migrations import migrate, migration_files
-    from flagservice.local.seed import seed_demo_flags
+    from local.seed import seed_demo_flags
 
     applied = migrate(conninfo)
     if migration_files()[0][0] not in applied:

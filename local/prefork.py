@@ -28,7 +28,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,9 @@ class KeepAliveServerHandler(ServerHandler):
     http_version = "1.1"
     keep_alive = False
     failed = False
+    headers: Any  # set by wsgiref per request (its stubs do not declare them)
+    environ: dict[str, Any]
+    request_handler: Any
     error_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(INTERNAL_ERROR_BODY)))]
     error_body = INTERNAL_ERROR_BODY
 
@@ -196,18 +199,20 @@ class KeepAliveRequestHandler(RequestHandler):
         if not self.parse_request():  # an error answer was sent
             return False
         handler = KeepAliveServerHandler(
-            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=False
+            self.rfile, cast(IO[bytes], self.wfile), self.get_stderr(), self.get_environ(), multithread=False
         )
         handler.request_handler = self
         handler.keep_alive = may_keep and not self.close_connection
-        handler.run(self.server.get_app())
+        app = cast(WSGIServer, self.server).get_app()
+        assert app is not None  # set before any worker serves
+        handler.run(app)
         return handler.keep_alive and not handler.failed
 
     def has_buffered_request(self) -> bool:
         """A pipelined request already read into our buffer (select cannot see it on the socket)."""
         self.connection.setblocking(False)
         try:
-            return bool(self.rfile.peek(1))
+            return bool(cast(io.BufferedReader, self.rfile).peek(1))
         except OSError:
             return False
         finally:

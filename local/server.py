@@ -19,21 +19,21 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flagservice.local import dirs
-from flagservice.local.binaries import Binaries, postgres_binaries, redis_binaries
-from flagservice.local.dirs import DataDirError
-from flagservice.local.embedded import ServerProcess, ServerStartError, start_postgres, start_redis
-from flagservice.local.gateway import LambdaGateway
-from flagservice.local.prefork import (
+from flagservice.settings import SettingsError, load_settings
+from local import dirs
+from local.binaries import Binaries, postgres_binaries, redis_binaries
+from local.dirs import DataDirError
+from local.embedded import ServerProcess, ServerStartError, start_postgres, start_redis
+from local.gateway import LambdaGateway
+from local.prefork import (
     PreforkServer,
     StopRequestedError,
     die_with_parent,
     ignore_stop_signals,
     install_stop_signals,
 )
-from flagservice.local.serve import DEFAULT_HANDLER, HOST, configure_logging, load_handler
-from flagservice.local.setup import SetupError, run_setup
-from flagservice.settings import SettingsError, load_settings
+from local.serve import DEFAULT_HANDLER, HOST, configure_logging, load_handler
+from local.setup import SetupError, run_setup
 
 PLACEHOLDERS = {"REDIS_URL": "redis://127.0.0.1:1/0", "DATABASE_URL": "postgresql://127.0.0.1:1/postgres"}
 
@@ -165,7 +165,7 @@ def _spawn_events(running: Running, port: int) -> int | None:
     """Start events.py on `port` (0: any free one); its port, or None if it could not listen."""
     parent = os.getpid()
     child = subprocess.Popen(
-        [sys.executable, "-m", "flagservice.local.events", "--port", str(port)],
+        [sys.executable, "-m", "local.events", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -8,7 +8,7 @@ and the outbox replay after a Redis outage. Each event is `id: <revision>` with 
 payload; a client whose `since` (or `Last-Event-ID`) differs from the current revision gets one at
 once, so no change is missed across a connect or reconnect; a `: <revision>` comment every 15 s.
 
-    python -m flagservice.local.events --port 0 [--heartbeat 15]   # prints "listening <port>"; REDIS_URL, FLAGS_ENV
+    python -m local.events --port 0 [--heartbeat 15]   # prints "listening <port>"; REDIS_URL, FLAGS_ENV
 """
 
 from __future__ import annotations

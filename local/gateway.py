@@ -14,16 +14,15 @@ import contextlib
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from flagservice.local.prefork import CLOSE_CONNECTION
+from flagservice.lambda_context import LocalContext
+from local.prefork import CLOSE_CONNECTION
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20  # the handler itself answers 413 above 32 KiB; this only bounds the server's memory
@@ -45,23 +44,6 @@ class RequestBodyError(Exception):
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
-
-
-@dataclass
-class LambdaContext:
-    """What the Lambda runtime passes as `context`, with the deadline of an API Gateway integration (29 s)."""
-
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_name: str = "flagservice-local"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:flagservice-local"
-    memory_limit_in_mb: int = 1024
-    log_group_name: str = "/aws/lambda/flagservice-local"
-    log_stream_name: str = "local"
-    deadline: float = field(default_factory=lambda: time.monotonic() + 29.0)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 def read_body(environ: dict[str, Any]) -> bytes:
@@ -311,7 +293,7 @@ class LambdaGateway:
             environ[CLOSE_CONNECTION] = True  # the rest of the body may still be on the wire: never reuse it
             return error_answer(start_response, refused.status, refused.code, refused.detail)
         try:
-            status, headers, payload = build_response(self.handler(event, LambdaContext()), event["httpMethod"])
+            status, headers, payload = build_response(self.handler(event, LocalContext()), event["httpMethod"])
         except Exception:
             log.exception("the Lambda handler failed or returned a malformed result", extra={"path": event["path"]})
             return error_answer(start_response, 502, "GENERAL", "the function failed")
