@@ -323,12 +323,10 @@ class CacheAside:
         return None
 
     def _rebuild_snapshot(self, snapshot: CacheSnapshot | None, signal: Signal) -> FlagSet:
-        try:
-            revision, flags = self.repository.list_at_revision(limit=MAX_FLAGS)
-        except StoreUnavailableError:
-            if snapshot is None:
-                raise
-            return self._overlaid(snapshot)
+        listed = self._listed(snapshot)
+        if isinstance(listed, FlagSet):
+            return listed
+        revision, flags = listed
         observed = signal.revision if signal.revision is not None else self._seeded(revision)
         self.hooks.after_repository_read(SNAPSHOT)
         stored = self.cache_call(lambda c: c.fill_snapshot(flags, revision=revision, observed_revision=observed))
@@ -338,13 +336,21 @@ class CacheAside:
 
     def _bulk_bypass(self, snapshot: CacheSnapshot | None) -> FlagSet:
         self.l1.clear()
+        listed = self._listed(snapshot)
+        if isinstance(listed, FlagSet):
+            return listed
+        revision, flags = listed
+        return FlagSet(flags, revision, CacheOutcome.BYPASS, str(revision))
+
+    def _listed(self, snapshot: CacheSnapshot | None) -> tuple[int, list[StoredFlag]] | FlagSet:
+        """Every flag and its revision from PostgreSQL; if it cannot answer, the STALE overlay of the
+        last snapshot (StoreUnavailableError when there is none)."""
         try:
-            revision, flags = self.repository.list_at_revision(limit=MAX_FLAGS)
+            return self.repository.list_at_revision(limit=MAX_FLAGS)
         except StoreUnavailableError:
             if snapshot is None:
                 raise
             return self._overlaid(snapshot)
-        return FlagSet(flags, revision, CacheOutcome.BYPASS, str(revision))
 
     def _overlaid(self, snapshot: CacheSnapshot) -> FlagSet:
         """An outdated snapshot with every newer per-flag entry in Redis laid over it (deletes included, and
