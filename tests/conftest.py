@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
@@ -135,3 +135,11 @@ def service(monkeypatch: pytest.MonkeyPatch, repository: Any, cache: Any) -> Fla
     built = FlagService(repository, cache)
     monkeypatch.setattr(wiring, "get_service", lambda: built)
     return built
+
+
+def unavailable_here(reason: str) -> NoReturn:
+    """A test whose precondition this machine lacks: skipped on a developer's machine, failed on CI
+    (`.ci/run` sets FLAGSERVICE_CI=1 and installs everything), so no check goes silently unrun there."""
+    if os.environ.get("FLAGSERVICE_CI"):
+        pytest.fail(f"CI must be able to run this test: {reason}")
+    pytest.skip(reason)

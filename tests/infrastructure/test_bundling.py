@@ -12,6 +12,7 @@ from aws_cdk.assertions import Capture
 
 from stacks import bundling
 from stacks.bytecode import bytecode_python
+from tests.conftest import unavailable_here
 from tests.infrastructure.conftest import Synthesis
 
 MIGRATION_HANDLER = "flagservice.migrate_function.lambda_handler"
@@ -56,7 +57,7 @@ def test_the_asset_holds_the_requirements_built_for_arm64_and_python_312(asset_d
 
 def test_the_asset_carries_bytecode_for_lambda_python_when_one_is_available(asset_dir: Path) -> None:
     if bytecode_python() is None:
-        pytest.skip("no CPython 3.12 on this machine: the bundle is source-only (still correct)")
+        unavailable_here("no CPython 3.12 on this machine: the bundle is source-only (still correct)")
 
     assert (asset_dir / "flagservice" / "__pycache__" / "settings.cpython-312.pyc").is_file()
     assert list((asset_dir / "pydantic" / "__pycache__").glob("*.cpython-312.pyc"))

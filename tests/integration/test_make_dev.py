@@ -25,6 +25,7 @@ import requests
 from local import binaries, dirs, embedded
 from local.embedded import DataDirError, free_port, start_postgres, start_redis
 from tests import servers
+from tests.conftest import unavailable_here
 from tests.servers import pids_alive, port_listening, traversable_tmp_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -282,7 +283,7 @@ def test_stop_leaves_no_process_of_the_server_group() -> None:
 
 def test_a_data_dir_the_server_user_cannot_reach_is_refused_with_a_hint() -> None:
     if os.geteuid() != 0:
-        pytest.skip("only root runs PostgreSQL as another user")
+        unavailable_here("only root runs PostgreSQL as another user")
     hidden = Path(tempfile.mkdtemp())  # mode 700, owned by root, like `mktemp -d`
     try:
         with pytest.raises(DataDirError, match="not reachable"):
@@ -305,7 +306,7 @@ def test_the_checkout_links_its_data_to_a_world_traversable_folder() -> None:
 
 def test_bundled_postgres_runs_from_a_virtualenv_only_root_can_enter(monkeypatch: pytest.MonkeyPatch) -> None:
     if os.geteuid() != 0:
-        pytest.skip("only root runs PostgreSQL as another user")
+        unavailable_here("only root runs PostgreSQL as another user")
     hidden = Path(tempfile.mkdtemp())
     site = binaries._package_dir("pgserver").parent
     for name in ("pgserver", "pgserver.libs"):

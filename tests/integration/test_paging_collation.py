@@ -20,6 +20,7 @@ from flagservice.flags.model import FlagDefinition
 from flagservice.ports import WriteAction
 from flagservice.service import FlagService
 from tests.apigw import call
+from tests.conftest import unavailable_here
 from tests.fakes import InMemoryFlagCache
 from tests.servers import create_database
 
@@ -39,7 +40,7 @@ def database_url(collation: str, postgres_url: str) -> str:
     try:
         url = create_database(postgres_url, icu_locale=icu)
     except psycopg.errors.FeatureNotSupported as exc:  # e.g. the pip-packaged PostgreSQL 16, built without ICU
-        pytest.skip(f"this PostgreSQL cannot create an ICU database: {exc}")
+        unavailable_here(f"this PostgreSQL cannot create an ICU database: {exc}")
     migrate(url)
     return url
 
