@@ -225,9 +225,6 @@ class InMemoryFlagCache:
         self._trip()
         return self._signal()
 
-    def revision(self) -> int | None:
-        return self.signal().revision
-
     def most_read(self, limit: int) -> list[str]:
         self._trip()
         return [key for key, _ in self.hits.most_common(limit)]

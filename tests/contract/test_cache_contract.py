@@ -42,7 +42,7 @@ def test_fill_needs_the_revision_copy_first(any_cache: Any) -> None:
 def test_the_revision_copy_never_goes_down(any_cache: Any) -> None:
     any_cache.seed_revision(9)
     any_cache.seed_revision(4)
-    assert any_cache.revision() == 9
+    assert any_cache.signal().revision == 9
 
 
 def test_a_fill_is_refused_once_a_write_was_applied_after_the_reader_looked(any_cache: Any) -> None:

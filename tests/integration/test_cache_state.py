@@ -56,7 +56,7 @@ def test_a_redis_behind_what_a_container_saw_is_bypassed_then_repaired(postgres_
     service = FlagService(PostgresFlagRepository.connect(postgres_url), cache)
     service.put_flag(define("kill"), actor="t", if_match=None)
     old_entry = cache._client.get(redis_keys.flag_key(cache._env, "kill"))  # noqa: SLF001
-    old_revision = cache.revision()
+    old_revision = cache.signal().revision
     service.patch_flag("kill", {"enabled": False}, actor="oncall", if_match=None)
     assert service.get_flag("kill").flag.definition.enabled is False
     # Given a failover to a replica that missed the kill switch: the old entry and the old revision
@@ -68,7 +68,7 @@ def test_a_redis_behind_what_a_container_saw_is_bypassed_then_repaired(postgres_
     lookup = service.get_flag("kill")
     assert lookup.flag.definition.enabled is False
     # And once repaired (here the sync ran inline), the cache serves it again as a hit
-    assert cache.revision() is not None and cache.revision() > old_revision
+    assert cache.signal().revision is not None and cache.signal().revision > old_revision
     assert service.get_flag("kill").outcome is CacheOutcome.HIT
 
 
@@ -80,7 +80,7 @@ def test_a_fresh_container_repairs_a_redis_behind_postgresql_in_its_next_sync(
     writer = FlagService(PostgresFlagRepository.connect(postgres_url), cache)
     writer.put_flag(define("kill"), actor="t", if_match=None)
     old_entry = cache._client.get(redis_keys.flag_key(cache._env, "kill"))  # noqa: SLF001
-    old_revision = cache.revision()
+    old_revision = cache.signal().revision
     writer.patch_flag("kill", {"enabled": False}, actor="oncall", if_match=None)
     cache._client.set(redis_keys.flag_key(cache._env, "kill"), old_entry)  # noqa: SLF001
     cache._client.set(redis_keys.revision_key(cache._env), old_revision)  # noqa: SLF001

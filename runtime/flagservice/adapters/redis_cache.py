@@ -143,9 +143,6 @@ class RedisFlagCache:
         revision, changes = self._run(lambda client: client.mget(self._signal_keys()))
         return _signal(revision, changes)
 
-    def revision(self) -> int | None:
-        return self.signal().revision
-
     def most_read(self, limit: int) -> list[str]:
         hits = self._run(lambda client: client.hgetall(redis_keys.stats_key(self._env, "hits")))
         ranked = sorted(hits.items(), key=lambda item: -int(item[1]))
