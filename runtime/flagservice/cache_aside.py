@@ -37,6 +37,8 @@ from flagservice.ports import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R")  # what one cache read returns
+A = TypeVar("A")  # what a read path answers
 GAUGE_SECONDS = 1.0  # gauges (breaker, pool) are sampled once a second, not per request
 LEASE_MS = 2000  # a refill lease outlives any database read (read deadline 1 s)
 LEASE_WAIT = 0.2  # how long a follower waits for the lease holder's fill before reading itself
@@ -194,25 +196,46 @@ class CacheAside:
     def _from_shared(self, key: str) -> Answer:
         """Redis, or PostgreSQL when Redis cannot answer; a follower of another container's refill waits
         up to LEASE_WAIT for it, then reads PostgreSQL itself (at most one read per process)."""
-        deadline = time.monotonic() + LEASE_WAIT
-        retried, waiting_for_keys = False, True
+        wait = _LeaseWait()
+
+        def answer(read: CacheRead) -> Answer | None:
+            found = self._answer(key, read)
+            if found is None and wait.over(awaiting_keys=read.keys_needed):
+                return self._refill(key, read)
+            return found
+
+        return self._wait_for_shared(
+            lambda cache: cache.read(key, lease_ms=LEASE_MS),
+            signal_of=lambda read: read.signal,
+            answer=answer,
+            bypass=lambda read: self._bypass(key, read.entry if read is not None else None),
+        )
+
+    def _wait_for_shared(
+        self,
+        read: Callable[[FlagCache], R],
+        *,
+        signal_of: Callable[[R], Signal],
+        answer: Callable[[R], A | None],
+        bypass: Callable[[R | None], A],
+    ) -> A:
+        """The wait both reads share: PostgreSQL answers (`bypass`) when Redis cannot be asked, or with what
+        Redis said when Redis cannot be trusted; otherwise `answer` decides, or returns None while another
+        container refills what it needs (asked again every LEASE_POLL; `answer` keeps the deadline)."""
+        retried = False
         while True:
-            read = self.cache_call(lambda cache: cache.read(key, lease_ms=LEASE_MS))
-            if read is UNAVAILABLE:
-                return self._bypass(key, None)
-            if not self._trust(read.signal):
+            got = self.cache_call(read)
+            if got is UNAVAILABLE:
+                return bypass(None)
+            if not self._trust(signal_of(got)):
                 if self.trusted and not retried:  # an inline sync has just repaired it: read again
                     retried = True
                     continue
-                return self._bypass(key, read.entry)
-            self._observe(read.signal)
-            answer = self._answer(key, read)
-            if answer is not None:
-                return answer
-            if read.keys_needed != waiting_for_keys:  # from the key set's rebuild to the flag's refill
-                waiting_for_keys, deadline = read.keys_needed, time.monotonic() + LEASE_WAIT
-            if time.monotonic() >= deadline:
-                return self._refill(key, read)
+                return bypass(got)
+            self._observe(signal_of(got))
+            answered = answer(got)
+            if answered is not None:
+                return answered
             time.sleep(LEASE_POLL)
 
     def _answer(self, key: str, read: CacheRead) -> Answer | None:
@@ -288,23 +311,13 @@ class CacheAside:
         found, held = self._validated_l1(SNAPSHOT)
         if found and (at_least is None or held.version >= at_least):
             return FlagSet(held.flags, held.version, CacheOutcome.HIT, str(held.version))
-        deadline = time.monotonic() + LEASE_WAIT
-        retried = False
-        while True:
-            got = self.cache_call(lambda cache: cache.read_snapshot(lease_ms=LEASE_MS))
-            if got is UNAVAILABLE:
-                return self._bulk_bypass(None)
-            snapshot, signal, leased = got
-            if not self._trust(signal):
-                if self.trusted and not retried:  # an inline sync has just repaired it: read again
-                    retried = True
-                    continue
-                return self._bulk_bypass(snapshot)
-            self._observe(signal)
-            answer = self._bulk_answer(snapshot, signal, leased, waited=time.monotonic() >= deadline)
-            if answer is not None:
-                return answer
-            time.sleep(LEASE_POLL)
+        wait = _LeaseWait()
+        return self._wait_for_shared(
+            lambda cache: cache.read_snapshot(lease_ms=LEASE_MS),
+            signal_of=lambda got: got[1],
+            answer=lambda got: self._bulk_answer(*got, waited=wait.over()),
+            bypass=lambda got: self._bulk_bypass(got[0] if got is not None else None),
+        )
 
     def _bulk_answer(
         self, snapshot: CacheSnapshot | None, signal: Signal, leased: bool, *, waited: bool
@@ -433,6 +446,20 @@ class CacheAside:
             telemetry.record_count("CacheBreakerOpen", 0 if self.breaker.allow() else 1)
             telemetry.record_count("RedisPoolInUse", self.cache.pool_in_use())
             telemetry.record_count("OutboxPending", self.outbox_pending)
+
+
+@dataclass
+class _LeaseWait:
+    """How long a follower waits for another container's refill: LEASE_WAIT, started again when what it
+    waits for changes (a missing flag: first the key set's rebuild, then the flag's own refill)."""
+
+    awaiting_keys: bool = True
+    deadline: float = field(default_factory=lambda: time.monotonic() + LEASE_WAIT)
+
+    def over(self, *, awaiting_keys: bool = True) -> bool:
+        if awaiting_keys != self.awaiting_keys:
+            self.awaiting_keys, self.deadline = awaiting_keys, time.monotonic() + LEASE_WAIT
+        return time.monotonic() >= self.deadline
 
 
 def _now_ms() -> int:
