@@ -111,6 +111,8 @@ class CacheSync:
             return
         logger.warning("cache held older versions of flags written lately: repairing", flags=len(keys))
         current = self.repository.get_many(keys)
+        # Redis's revision now, after this pass's replays (not the one read before them): it scores the key in
+        # the written set that STALE overlays read, and never claims a key set newer than Redis holds.
         revision = self.cache.signal().revision or 0
         for key in keys:
             flag = current.get(key)
