@@ -19,7 +19,9 @@ from flagservice.errors import ForbiddenError, UnauthorizedError
 from flagservice.settings import Settings
 
 LOCAL_ACTOR = "local-admin"
-_SIGN_IN = re.compile(r"^cognito-idp\.[a-z0-9-]+\.amazonaws\.com/(?P<pool>[A-Za-z0-9_-]+):CognitoSignIn:(?P<sub>[0-9a-f-]{36})")
+_SIGN_IN = re.compile(
+    r"^cognito-idp\.[a-z0-9-]+\.amazonaws\.com/(?P<pool>[A-Za-z0-9_-]+):CognitoSignIn:(?P<sub>[0-9a-f-]{36})"
+)
 
 
 def admin_actor(event: APIGatewayProxyEvent, settings: Settings) -> str:

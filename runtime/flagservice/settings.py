@@ -66,7 +66,12 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _console_sign_in_together(self) -> Settings:
-        given = [self.CONSOLE_USER_POOL_ID, self.CONSOLE_CLIENT_ID, self.CONSOLE_IDENTITY_POOL_ID, self.CONSOLE_SIGN_IN_URL]
+        given = [
+            self.CONSOLE_USER_POOL_ID,
+            self.CONSOLE_CLIENT_ID,
+            self.CONSOLE_IDENTITY_POOL_ID,
+            self.CONSOLE_SIGN_IN_URL,
+        ]
         if any(given) and not all(given):
             raise ValueError(
                 "CONSOLE_USER_POOL_ID, CONSOLE_CLIENT_ID, CONSOLE_IDENTITY_POOL_ID and CONSOLE_SIGN_IN_URL go together"

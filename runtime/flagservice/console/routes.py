@@ -2,10 +2,12 @@
 
 They need no API key and no admin token: the page holds no data of its own, asks for the token and calls
 the admin API with it. Deployed (the CONSOLE_* settings), the page carries the Cognito sign-in settings
-as data and the browser signs its admin calls with SigV4 (signin.js, sigv4.js). Files are read once per container, on the first console request (never at import:
-the read path's cold start pays nothing for them). Every answer carries a strong ETag, so a browser
-revalidates with `If-None-Match` and gets 304. The page's Content-Security-Policy allows scripts, styles
-and calls from this origin only, plus the event stream's origin (`make dev` serves it on another port).
+as data and the browser signs its admin calls with SigV4 (signin.js, sigv4.js).
+Files are read once per container, on the first console request (never at import: the read path's cold
+start pays nothing for them). Every answer carries a strong ETag, so a browser revalidates with
+`If-None-Match` and gets 304. The page's Content-Security-Policy allows scripts, styles and calls from
+this origin only, plus the event stream's origin (`make dev` serves it on another port) and, deployed,
+Cognito's token and identity endpoints.
 """
 
 from __future__ import annotations
