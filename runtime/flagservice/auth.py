@@ -57,9 +57,10 @@ def _iam_actor(event: APIGatewayProxyEvent, settings: Settings) -> str:
         return principal
     if identity.cognito_authentication_type != "authenticated":
         raise ForbiddenError("admin routes need a signed-in person, not a guest identity")
+    ours = identity.cognito_identity_pool_id == settings.CONSOLE_IDENTITY_POOL_ID
     person = console_person(identity.cognito_authentication_provider or "", settings.CONSOLE_USER_POOL_ID)
     # An identity of another pool or provider (not ours: IAM let it in anyway) is still told apart from others.
-    return person or f"{principal} ({identity_id})"
+    return person if ours and person else f"{principal} ({identity_id})"
 
 
 def console_person(provider: str, user_pool_id: str | None) -> str | None:

@@ -42,6 +42,7 @@ USER_POOL = f"{REGION}_StandIn01"
 IDENTITY_POOL = f"{REGION}:00000000-1111-2222-3333-444444444444"
 CLIENT_ID = "standinclient0123456789abcd"
 STAGE = "v1"
+SIGNATURE_WINDOW_SECONDS = 300  # AWS refuses a signature more than five minutes from its own clock
 GROUP_METHODS = {"flag-editors": None, "flag-viewers": {"GET"}}  # None: every method
 
 
@@ -144,6 +145,12 @@ def _verify_signature(handler: BaseHTTPRequestHandler, body: bytes, stand_in: St
         return "missing"
     fields = dict(part.strip().split("=", 1) for part in authorization[len("AWS4-HMAC-SHA256 ") :].split(","))
     access_key = fields["Credential"].split("/")[0]
+    try:
+        moment = datetime.datetime.strptime(handler.headers.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return "invalid"
+    if abs(moment.replace(tzinfo=datetime.UTC).timestamp() - time.time()) > SIGNATURE_WINDOW_SECONDS:
+        return "expired"
     issued = stand_in.issued.get(access_key)
     if issued is None or issued.expires < time.time():
         return "invalid"
@@ -154,7 +161,6 @@ def _verify_signature(handler: BaseHTTPRequestHandler, body: bytes, stand_in: St
     request = AWSRequest(
         method=handler.command, url=f"http://{handler.headers['Host']}{handler.path}", data=body, headers=headers
     )
-    moment = datetime.datetime.strptime(handler.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
     original = botocore.auth.get_current_datetime  # type: ignore[attr-defined]
     with _CLOCK:
         botocore.auth.get_current_datetime = lambda *args, **kwargs: moment  # type: ignore[attr-defined]
@@ -298,6 +304,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.stand_in.admin_requests.append(record)
         if verdict == "missing":
             return self._send(401, {"errorCode": "UNAUTHORIZED", "errorDetails": "Missing Authentication Token"})
+        if verdict == "expired":
+            message = "Signature expired: the request's X-Amz-Date is more than 5 min. from the service's time"
+            return self._send(403, {"errorCode": "FORBIDDEN", "errorDetails": message})
         if verdict == "invalid":
             return self._send(
                 403, {"errorCode": "FORBIDDEN", "errorDetails": "The request signature we calculated does not match"}

@@ -209,6 +209,23 @@ def test_tokens_and_credentials_are_renewed_before_they_expire(page: Page, stand
         stand_in.token_seconds = stand_in.credential_seconds = 3600
 
 
+def test_a_computer_clock_an_hour_behind_is_corrected_from_the_services_date_header(
+    browser: Browser, stand_in: StandIn
+) -> None:
+    context = browser.new_context()
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    context.clock.install(time=datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1))
+    page = context.new_page()
+    before = len(stand_in.admin_requests)
+    try:
+        sign_in(page, stand_in, User("editor@example.com", ["flag-editors"]))
+        expect(page.locator('[data-flag-key="checkout-v2"]')).to_be_visible()
+        verdicts = [request["verdict"] for request in stand_in.admin_requests[before:]]
+        assert verdicts[0] == "expired" and verdicts[1:] and set(verdicts[1:]) == {"flag-editors"}
+    finally:
+        context.close()
+
+
 def test_sign_out_revokes_the_refresh_token_ends_the_hosted_ui_session_and_forgets_the_tab(
     page: Page, stand_in: StandIn
 ) -> None:

@@ -95,6 +95,11 @@ def test_an_identity_not_of_our_user_pool_is_recorded_by_role_and_identity_never
     assert console_person(provider, POOL) is None
 
 
+def test_an_identity_of_another_identity_pool_is_never_recorded_as_a_person_of_ours(deployed: FlagService) -> None:
+    identity = cognito_identity(cognitoIdentityPoolId=f"{REGION}:99999999-1111-2222-3333-444455556666")
+    assert written_by(user_arn=ROLE_ARN, identity=identity) == (201, f"{ROLE_ARN} ({identity['cognitoIdentityId']})")
+
+
 def test_a_guest_identity_may_not_write(deployed: FlagService) -> None:
     identity = cognito_identity(cognitoAuthenticationType="unauthenticated", cognitoAuthenticationProvider=None)
     answer = call("POST", "/admin/flags", body={"key": "k", "enabled": True}, user_arn=ROLE_ARN, identity=identity)

@@ -77,7 +77,7 @@ function noteDegraded(response) {
 }
 
 /** One call: `path` is relative to the service root (`admin/flags`); JSON in and out; errors as ApiError. */
-export async function api(method, path, { body, ifMatch } = {}) {
+export async function api(method, path, { body, ifMatch, again = false } = {}) {
   const headers = { Accept: "application/json" };
   const bearer = token.get();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
@@ -104,6 +104,11 @@ export async function api(method, path, { body, ifMatch } = {}) {
     data = null;
   }
   if (response.ok) return data;
+  if (signer && response.status === 403 && /^Signature (expired|not yet current)/.test(data?.errorDetails || "")) {
+    // This computer's clock is off by more than AWS's five minutes: sign once more by the service's clock.
+    if (!again && signer.learnClock(response.headers.get("Date"))) return api(method, path, { body, ifMatch, again: true });
+    throw new ApiError(403, "FORBIDDEN", `This computer's clock is wrong: ${data.errorDetails}`);
+  }
   // Deployed, a 403 is the group's role saying no (a viewer's write): said plainly, and still signed in.
   if (signer && response.status === 403) throw new ApiError(403, "FORBIDDEN", signer.refusal(method));
   if (response.status === 401 || response.status === 403) listeners.refused();

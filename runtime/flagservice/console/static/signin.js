@@ -61,6 +61,19 @@ export class CognitoSession {
     this.config = config;
     this.credentials = null; // {accessKeyId, secretAccessKey, sessionToken, expires (ms)}
     this.renewing = null;
+    this.clockOffsetMs = 0; // the service's clock minus this computer's: signatures and expiry go by it
+  }
+
+  now() {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** After a "Signature expired" refusal: take the service's time from its Date header. True if it moved. */
+  learnClock(dateHeader) {
+    const server = Date.parse(dateHeader || "");
+    if (Number.isNaN(server) || Math.abs(server - this.now()) < 60_000) return false;
+    this.clockOffsetMs = server - Date.now();
+    return true;
   }
 
   /** The console's own address, as registered with the app client (query and hash dropped). */
@@ -133,7 +146,7 @@ export class CognitoSession {
   }
 
   expiresSoon(expiresMs) {
-    return !expiresMs || expiresMs - Date.now() < RENEW_MARGIN_MS;
+    return !expiresMs || expiresMs - this.now() < RENEW_MARGIN_MS;
   }
 
   /** Credentials good for at least five more minutes; concurrent callers share one renewal. */
@@ -165,7 +178,8 @@ export class CognitoSession {
   /** SigV4 headers for one admin call (execute-api in the identity pool's region). */
   async signedHeaders(method, url, headers, body) {
     const credentials = await this.fresh();
-    return sign({ method, url, headers, body, credentials, region: this.config.region, service: "execute-api" });
+    const { region } = this.config;
+    return sign({ method, url, headers, body, credentials, region, service: "execute-api", now: new Date(this.now()) });
   }
 
   /** What a refused (403) admin call means for this person. */
