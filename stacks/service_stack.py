@@ -1,6 +1,7 @@
 """The service stack of one environment: function, canary, API, monitoring and operators.
 
-It holds nothing that is hard to replace, so it is redeployed with every release. What it needs from the
+It holds nothing that is hard to replace, so it is redeployed with every release (the console's Cognito
+user pool holds people, not flags: retained with deletion protection where the data is retained). What it needs from the
 environment's stateful stack it reads from SSM parameters at deploy time (stateful_parameters.py), never
 from exports, so that stack stays free to replace its cache or database. All wiring and grants between
 the units are here.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
 from flagservice.settings import Settings
+from stacks.config import EnvironmentConfig
 from tests.infrastructure.conftest import function_id, only_id
 
 FLAG_HANDLER = "flagservice.handler.lambda_handler"
@@ -58,6 +60,19 @@ def test_one_user_pool_where_only_administrators_create_users_with_strong_passwo
     service_template.has_resource_properties(POOL, {"Policies": {"PasswordPolicy": {"MinimumLength": length}}})
     assert length.as_number() >= 14
     service_template.resource_count_is("AWS::Cognito::UserPoolDomain", 1)
+
+
+def test_the_user_pool_is_protected_where_the_environment_keeps_its_data(
+    service_template: Template, config: EnvironmentConfig
+) -> None:
+    keep = config.resource_removal_policy == cdk.RemovalPolicy.RETAIN
+    service_template.has_resource(
+        POOL,
+        {
+            "Properties": Match.object_like({"DeletionProtection": "ACTIVE" if keep else "INACTIVE"}),
+            "DeletionPolicy": "Retain" if keep else "Delete",
+        },
+    )
 
 
 def test_the_console_client_is_public_code_flow_only_and_returns_to_this_apis_console(
