@@ -1,6 +1,7 @@
 """The service stack of one environment: function, canary, API, monitoring and operators.
 
-It holds nothing that is hard to replace, so it is redeployed with every release. What it needs from the
+It holds nothing that is hard to replace, so it is redeployed with every release (the console's Cognito
+user pool holds people, not flags: retained with deletion protection where the data is retained). What it needs from the
 environment's stateful stack it reads from SSM parameters at deploy time (stateful_parameters.py), never
 from exports, so that stack stays free to replace its cache or database. All wiring and grants between
 the units are here.
@@ -16,6 +17,7 @@ from stacks.config import EnvironmentConfig
 from stacks.constructs.api import FlagApi
 from stacks.constructs.cache import CacheNodes
 from stacks.constructs.canary import CanaryDeployment
+from stacks.constructs.console_sign_in import ConsoleSignIn
 from stacks.constructs.database import postgres_engine
 from stacks.constructs.database_proxy import FlagDatabaseProxy
 from stacks.constructs.flag_function import FlagFunction, flag_settings
@@ -62,6 +64,15 @@ class ServiceStack(EnvironmentStack):
         self.api = FlagApi(
             self, "Api", environment_name=config.name, alias=self.flags.alias, config=config.api, **self.lifecycle
         )
+        self.console_sign_in = ConsoleSignIn(
+            self,
+            "ConsoleSignIn",
+            environment_name=config.name,
+            api=self.api.api,
+            removal_policy=config.resource_removal_policy,
+        )
+        for name, value in self.console_sign_in.settings().items():
+            self.flags.function.add_environment(name, value)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -130,6 +141,8 @@ class ServiceStack(EnvironmentStack):
             "ReadersApiKeyId": (self.api.api_key.key_id, "aws apigateway get-api-key --include-value --api-key ID"),
             "OperatorPolicyArn": (self.operators.policy.managed_policy_arn, "Attach to the flag operators"),
             "AlarmTopicArn": (self.monitoring.alarm_topic.topic_arn, "Subscribe on-call to the alarms"),
+            "ConsoleUrl": (self.console_sign_in.console_url, "The web console (people sign in through Cognito)"),
+            "ConsoleUserPoolId": (self.console_sign_in.user_pool.user_pool_id, "Console users: docs/operations.md"),
             "FunctionName": (self.flags.function.function_name, "The flag function"),
             "DeploymentGroupName": (self.canary.deployment_group.deployment_group_name, "CodeDeploy canary"),
             "DeploymentApplicationName": (

@@ -20,6 +20,7 @@ def make_event(
     query: dict[str, str] | None = None,
     raw: bytes | None = None,
     user_arn: str | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A REST proxy event; `body` is JSON-encoded unless it is a str, `raw` bytes go base64."""
     if raw is not None:
@@ -43,7 +44,7 @@ def make_event(
         "requestContext": {
             "requestId": "test-request",
             "stage": "test",
-            "identity": {"sourceIp": "127.0.0.1", "userArn": user_arn},
+            "identity": {"sourceIp": "127.0.0.1", "userArn": user_arn, **(identity or {})},
         },
     }
 

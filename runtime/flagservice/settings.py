@@ -40,6 +40,11 @@ class Settings(BaseModel):
     DB_PREPARED_STATEMENTS: bool = True  # false behind RDS Proxy, which pins sessions that prepare
     CORS_ALLOWED_ORIGINS: str | None = Field(default=None, pattern=r"^(\*|https?://[^,\s]+(,https?://[^,\s]+)*)$")
     EVENT_STREAM_URL: str | None = Field(default=None, pattern=r"^(https?|wss?)://\S+$")
+    # Deployed console sign-in (CONTRACT.md section 6): all four, or none (the console asks for the admin token).
+    CONSOLE_USER_POOL_ID: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d_[A-Za-z0-9]{1,32}$")
+    CONSOLE_CLIENT_ID: str | None = Field(default=None, pattern=r"^[a-z0-9]{1,128}$")
+    CONSOLE_IDENTITY_POOL_ID: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f-]{36}$")
+    CONSOLE_SIGN_IN_URL: str | None = Field(default=None, pattern=r"^https://[A-Za-z0-9.-]+$")
 
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:
@@ -57,6 +62,22 @@ class Settings(BaseModel):
             raise ValueError("set only one of REDIS_IAM_USER and REDIS_AUTH_SECRET_ARN")
         if self.REDIS_IAM_USER and not self.REDIS_URL.startswith("rediss://"):
             raise ValueError("REDIS_IAM_USER needs a rediss:// REDIS_URL (IAM authentication requires TLS)")
+        return self
+
+    @model_validator(mode="after")
+    def _console_sign_in_together(self) -> Settings:
+        given = [
+            self.CONSOLE_USER_POOL_ID,
+            self.CONSOLE_CLIENT_ID,
+            self.CONSOLE_IDENTITY_POOL_ID,
+            self.CONSOLE_SIGN_IN_URL,
+        ]
+        if any(given) and not all(given):
+            raise ValueError(
+                "CONSOLE_USER_POOL_ID, CONSOLE_CLIENT_ID, CONSOLE_IDENTITY_POOL_ID and CONSOLE_SIGN_IN_URL go together"
+            )
+        if all(given) and self.CONSOLE_USER_POOL_ID.split("_")[0] != self.CONSOLE_IDENTITY_POOL_ID.split(":")[0]:  # type: ignore[union-attr]
+            raise ValueError("CONSOLE_USER_POOL_ID and CONSOLE_IDENTITY_POOL_ID must be in one region")
         return self
 
     @property

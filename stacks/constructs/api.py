@@ -15,6 +15,7 @@ from stacks.nag import acknowledge, aws_managed_policy, logical_id
 
 STAGE_NAME = "v1"
 ADMIN_PATH = "admin"
+CONSOLE_PATH = "console"
 # API Gateway's own refusals, in the contract's error shape: (status, errorCode, extra headers).
 GATEWAY_ERRORS: dict[str, tuple[str | None, str, dict[str, str]]] = {
     "MISSING_AUTHENTICATION_TOKEN": ("401", "UNAUTHORIZED", {}),  # /admin/* without a SigV4 signature
@@ -57,9 +58,10 @@ class FlagApi(Construct):
     """REST API, regional, one stage; every path reaches the handler through a catch-all proxy.
 
     Reads (`/`, `/{proxy+}`) need an API key of the usage plan; `/admin` and `/admin/{proxy+}` need a
-    SigV4 signature (IAM authorization) and no key. API Gateway picks the most specific resource, so
-    no admin path can be reached with an API key alone. Refusals by API Gateway itself use the
-    contract's error shape. The stage throttles everyone; the usage plan throttles each key.
+    SigV4 signature (IAM authorization) and no key; `GET /console` and `/console/{proxy+}` (the console's
+    static page and assets) need neither (another method there has no API Gateway method: 401). API Gateway
+    picks the most specific resource, so no admin path can be reached with an API key alone. Refusals by
+    API Gateway itself use the contract's error shape. The stage throttles everyone; the usage plan throttles each key.
     """
 
     def __init__(
@@ -105,6 +107,12 @@ class FlagApi(Construct):
         self.admin_methods = [
             admin.add_method("ANY", integration, authorization_type=signed),
             admin.add_resource("{proxy+}").add_method("ANY", integration, authorization_type=signed),
+        ]
+        # The console's page and assets: no API key, no signature (they hold no data; CONTRACT.md section 6).
+        console = self.api.root.add_resource(CONSOLE_PATH)
+        self.console_methods = [
+            console.add_method("GET", integration),
+            console.add_resource("{proxy+}").add_method("GET", integration),
         ]
         self._gateway_responses()
         self.api_key, self.usage_plan = self._read_access(environment_name, config)
@@ -178,12 +186,33 @@ class FlagApi(Construct):
                 "Reads are authorized by API keys of a usage plan (CONTRACT.md: X-API-Key); the handler "
                 "serves no write on these resources: /admin is a separate resource with IAM authorization.",
             )
-        for method in [*self.read_methods, *self.admin_methods]:
+        for method in self.read_methods:
             acknowledge(
                 method,
                 "AwsSolutions-COG4",
-                "No end users here: callers are services with API keys (reads) and operators with IAM "
-                "credentials and SigV4 (writes); a Cognito user pool would add a second identity system.",
+                "Callers of reads are services with API keys (usage plans), not people: a user pool "
+                "authorizer would shut them out.",
+            )
+        for method in self.admin_methods:
+            acknowledge(
+                method,
+                "AwsSolutions-COG4",
+                "IAM (SigV4) authorizes /admin: console users sign with their group role's credentials from "
+                "the Cognito identity pool (console_sign_in.py), flagctl with IAM; a user pool authorizer "
+                "would accept a bearer token here, which the contract forbids.",
+            )
+        for method in self.console_methods:
+            acknowledge(
+                method,
+                "AwsSolutions-APIG4",
+                "GET of the console's static page and assets, open by contract: they hold no data, and the "
+                "page signs people in through Cognito before any admin call (IAM-authorized).",
+            )
+            acknowledge(
+                method,
+                "AwsSolutions-COG4",
+                "The console's static page and assets must load before anyone is signed in: the page itself "
+                "sends people to the Cognito hosted UI.",
             )
 
 

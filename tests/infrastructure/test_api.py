@@ -23,7 +23,8 @@ EXPECTED_REFUSALS = {
     "DEFAULT_5XX": (None, "GENERAL"),
 }
 METHOD = "AWS::ApiGateway::Method"
-ROUTES = ("/", "/{proxy+}", "/admin", "/admin/{proxy+}")
+ROUTES = ("/", "/{proxy+}", "/admin", "/admin/{proxy+}", "/console", "/console/{proxy+}")
+CATCH_ALL = ROUTES[:4]
 
 
 def route_resources(template: Template) -> dict[str, Any]:
@@ -42,9 +43,22 @@ def route_resources(template: Template) -> dict[str, Any]:
 def test_every_path_reaches_the_handler_through_four_catch_all_methods(service_template: Template) -> None:
     routes = route_resources(service_template)
 
-    service_template.resource_count_is(METHOD, 4)
-    for route in ROUTES:
+    service_template.resource_count_is(METHOD, 6)  # plus the console's two GETs
+    for route in CATCH_ALL:
         service_template.has_resource_properties(METHOD, {"HttpMethod": "ANY", "ResourceId": routes[route]})
+
+
+@pytest.mark.parametrize("route", ["/console", "/console/{proxy+}"])
+def test_the_console_page_and_assets_need_no_api_key_and_no_signature_and_only_get(
+    service_template: Template, route: str
+) -> None:
+    resource = route_resources(service_template)[route]
+    found = service_template.find_resources(METHOD, {"Properties": {"ResourceId": resource}})
+
+    assert [method["Properties"]["HttpMethod"] for method in found.values()] == ["GET"]
+    service_template.has_resource_properties(
+        METHOD, {"ResourceId": resource, "AuthorizationType": "NONE", "ApiKeyRequired": Match.absent()}
+    )
 
 
 def test_every_method_is_a_lambda_proxy_to_the_live_alias(service_template: Template) -> None:
@@ -189,7 +203,7 @@ def test_only_this_api_may_invoke_the_alias(service_template: Template) -> None:
     alias = only_id(service_template, "AWS::Lambda::Alias")
     api = only_id(service_template, "AWS::ApiGateway::RestApi")
 
-    service_template.resource_count_is("AWS::Lambda::Permission", 4)  # one per method, no console test-invoke ones
+    service_template.resource_count_is("AWS::Lambda::Permission", 6)  # one per method, no console test-invoke ones
     service_template.all_resources_properties(
         "AWS::Lambda::Permission",
         {

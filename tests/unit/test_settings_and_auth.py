@@ -62,6 +62,10 @@ def test_settings_fields_are_the_contract_variables() -> None:
         "DB_PREPARED_STATEMENTS",
         "CORS_ALLOWED_ORIGINS",
         "EVENT_STREAM_URL",
+        "CONSOLE_USER_POOL_ID",
+        "CONSOLE_CLIENT_ID",
+        "CONSOLE_IDENTITY_POOL_ID",
+        "CONSOLE_SIGN_IN_URL",
     }
 
 

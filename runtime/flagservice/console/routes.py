@@ -1,16 +1,21 @@
 """`GET /console` and its assets: static files of this package, served by the handler itself.
 
 They need no API key and no admin token: the page holds no data of its own, asks for the token and calls
-the admin API with it. Files are read once per container, on the first console request (never at import:
-the read path's cold start pays nothing for them). Every answer carries a strong ETag, so a browser
-revalidates with `If-None-Match` and gets 304. The page's Content-Security-Policy allows scripts, styles
-and calls from this origin only, plus the event stream's origin (`make dev` serves it on another port).
+the admin API with it. Deployed (the CONSOLE_* settings), the page carries the Cognito sign-in settings
+as data and the browser signs its admin calls with SigV4 (signin.js, sigv4.js).
+Files are read once per container, on the first console request (never at import: the read path's cold
+start pays nothing for them). Every answer carries a strong ETag, so a browser revalidates with
+`If-None-Match` and gets 304. The page's Content-Security-Policy allows scripts, styles and calls from
+this origin only, plus the event stream's origin (`make dev` serves it on another port) and, deployed,
+Cognito's token and identity endpoints.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import html
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,7 +24,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flagservice.http import error_body, json_response
-from flagservice.settings import get_settings
+from flagservice.settings import Settings, get_settings
 
 router = APIGatewayRouter()
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -56,13 +61,47 @@ def assets() -> dict[str, Asset]:
     return found
 
 
+def sign_in_config(settings: Settings) -> dict[str, str] | None:
+    """Deployed sign-in, as the page reads it: None (the default) keeps the local admin-token sign-in."""
+    if not (settings.CONSOLE_USER_POOL_ID and settings.CONSOLE_CLIENT_ID and settings.CONSOLE_IDENTITY_POOL_ID):
+        return None
+    region = settings.CONSOLE_IDENTITY_POOL_ID.split(":")[0]
+    return {
+        "mode": "cognito",
+        "region": region,
+        "userPoolId": settings.CONSOLE_USER_POOL_ID,
+        "clientId": settings.CONSOLE_CLIENT_ID,
+        "identityPoolId": settings.CONSOLE_IDENTITY_POOL_ID,
+        "signInUrl": str(settings.CONSOLE_SIGN_IN_URL),
+        "identityUrl": f"https://cognito-identity.{region}.amazonaws.com/",
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def page_asset(config_json: str | None) -> Asset:
+    """index.html, with the sign-in settings as data on <body> when deployed (data, never script: CSP)."""
+    page = assets()[PAGE]
+    if config_json is None:
+        return page
+    body = page.body.replace("<body>", f'<body data-sign-in="{html.escape(config_json, quote=True)}">', 1)
+    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
+    return Asset(body, page.content_type, etag)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def content_security_policy() -> str:
-    """Own origin only, plus the origin of the advertised event stream (the console's live updates)."""
+    """Own origin only, plus the event stream's origin and, deployed, Cognito's token and identity endpoints."""
     connect = "'self'"
-    stream = get_settings().EVENT_STREAM_URL
-    if stream:
-        parts = urlsplit(stream)
-        connect += f" {parts.scheme}://{parts.netloc}"
+    settings = get_settings()
+    if settings.EVENT_STREAM_URL:
+        connect += " " + _origin(settings.EVENT_STREAM_URL)
+    config = sign_in_config(settings)
+    if config:
+        connect += f" {_origin(config['signInUrl'])} {_origin(config['identityUrl'])}"
     return (
         f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect};"
         " base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -73,7 +112,9 @@ def _serve(name: str) -> Response[str]:
     asset = assets()[name]
     headers = {**COMMON_HEADERS, "ETag": asset.etag}
     if name == PAGE:
-        headers["Content-Security-Policy"] = content_security_policy()
+        config = sign_in_config(get_settings())
+        asset = page_asset(json.dumps(config, sort_keys=True) if config else None)
+        headers.update({"ETag": asset.etag, "Content-Security-Policy": content_security_policy()})
     if router.current_event.headers.get("if-none-match") == asset.etag:
         return Response(status_code=304, body="", headers=headers)
     return Response(status_code=200, content_type=asset.content_type, body=asset.body, headers=headers)

@@ -1,4 +1,5 @@
-// The admin API as the console calls it: the token, JSON that keeps floats as floats, the degraded signal.
+// The admin API as the console calls it: the token (or, deployed, a SigV4 signature), JSON that keeps
+// floats as floats, the degraded signal.
 
 const TOKEN_KEY = "flags-console-token";
 // The service's root is the folder above this module (/console/api.js -> /), behind a stage prefix too.
@@ -56,6 +57,13 @@ export const token = {
 
 const listeners = { degraded: () => {}, refused: () => {} };
 
+// Deployed: the Cognito session (signin.js) that signs every call instead of the token.
+let signer = null;
+export function signWith(session) {
+  signer = session;
+}
+export const signed = () => signer !== null;
+
 /** onDegraded(bool): an answer said whether reads are degraded; onRefused(): the token was refused. */
 export function listen({ onDegraded, onRefused }) {
   listeners.degraded = onDegraded;
@@ -69,16 +77,21 @@ function noteDegraded(response) {
 }
 
 /** One call: `path` is relative to the service root (`admin/flags`); JSON in and out; errors as ApiError. */
-export async function api(method, path, { body, ifMatch } = {}) {
+export async function api(method, path, { body, ifMatch, again = false } = {}) {
   const headers = { Accept: "application/json" };
   const bearer = token.get();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (ifMatch !== undefined) headers["If-Match"] = `"${ifMatch}"`;
+  const url = new URL(path, API_ROOT);
+  const payload = body === undefined ? undefined : stringify(body);
+  if (signer) {
+    delete headers.Authorization; // never a token deployed: /admin/* takes IAM only
+    Object.assign(headers, await signatureFor(method, url, headers, payload));
+  }
   let response;
   try {
-    const init = { method, headers, cache: "no-store", body: body === undefined ? undefined : stringify(body) };
-    response = await fetch(new URL(path, API_ROOT), init);
+    response = await fetch(url, { method, headers, cache: "no-store", body: payload });
   } catch {
     throw new ApiError(0, "NETWORK", "The service cannot be reached.");
   }
@@ -91,8 +104,25 @@ export async function api(method, path, { body, ifMatch } = {}) {
     data = null;
   }
   if (response.ok) return data;
+  if (signer && response.status === 403 && /^Signature (expired|not yet current)/.test(data?.errorDetails || "")) {
+    // This computer's clock is off by more than AWS's five minutes: sign once more by the service's clock.
+    if (!again && signer.learnClock(response.headers.get("Date"))) return api(method, path, { body, ifMatch, again: true });
+    throw new ApiError(403, "FORBIDDEN", `This computer's clock is wrong: ${data.errorDetails}`);
+  }
+  // Deployed, a 403 is the group's role saying no (a viewer's write): said plainly, and still signed in.
+  if (signer && response.status === 403) throw new ApiError(403, "FORBIDDEN", signer.refusal(method));
   if (response.status === 401 || response.status === 403) listeners.refused();
   throw new ApiError(response.status, data?.errorCode, data?.errorDetails);
+}
+
+async function signatureFor(method, url, headers, text) {
+  try {
+    return await signer.signedHeaders(method, url.href, headers, text);
+  } catch (error) {
+    if (error.name !== "SignInNeeded") throw new ApiError(0, "NETWORK", `Cognito cannot be reached: ${error.message}`);
+    listeners.refused(error.message);
+    throw new ApiError(401, "UNAUTHORIZED", error.message);
+  }
 }
 
 export const flagPath = (key, rest = "") => `admin/flags/${encodeURIComponent(key)}${rest}`;
@@ -113,6 +143,7 @@ export async function listFlags() {
 
 /** The event stream a bulk evaluation advertises (CONTRACT.md section 5), with the revision it was built from. */
 export async function eventStreamUrl() {
+  if (signer) return null; // deployed, evaluations need the readers' API key: the console stays off the stream
   const answer = await api("POST", "ofrep/v1/evaluate/flags", { body: { context: {} } });
   const stream = (answer?.eventStreams || []).find((item) => item.type === "sse" && item.url);
   return stream ? stream.url : null;

@@ -3,9 +3,10 @@
 // Views are chosen by the URL's hash (#/, #/flags/<key>, #/new), so the page works under any path prefix.
 // Every write sends If-Match with the version the person saw; a 412 shows the newer state and asks again.
 
-import { ApiError, api, eventStreamUrl, flagPath, listFlags, listen, token } from "./api.js";
+import { ApiError, api, eventStreamUrl, flagPath, listFlags, listen, signWith, token } from "./api.js";
 import { fill, h, refreshTimes, timeAgo } from "./dom.js";
 import { FlagEditor, definitionOf, draftOf, newDraft, problemsOf } from "./editor.js";
+import { CognitoSession, signInConfig } from "./signin.js";
 import { changes, summary } from "./values.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -512,8 +513,25 @@ async function start() {
   route();
 }
 
+// Deployed (the service put Cognito settings on <body>): the hosted UI instead of the admin token.
+const config = signInConfig();
+const session = config ? new CognitoSession(config) : null;
+
+/** Signed out: with a message, because the service or Cognito ended the session (ask again, here). */
 function signOut(message) {
-  token.clear();
+  stop();
+  if (!session) {
+    token.clear();
+    return showSignIn(message);
+  }
+  if (message) {
+    session.forget();
+    return showCognitoSignIn(message);
+  }
+  session.signOut(); // leaves for the hosted UI's logout, which brings the person back here
+}
+
+function stop() {
   state.started = false;
   stream?.close();
   stream = null;
@@ -522,7 +540,37 @@ function signOut(message) {
   list.element = null;
   list.rows.clear();
   $('[data-action="sign-out"]').hidden = true;
-  showSignIn(message);
+  $("[data-user]").hidden = true;
+}
+
+function showCognitoSignIn(message = "") {
+  const button = h("button", { type: "button", class: "primary", dataset: { action: "sign-in" } }, "Sign in");
+  button.addEventListener("click", () => session.begin());
+  main.replaceChildren(h("div", { class: "sign-in page" },
+    h("h1", {}, "Sign in"),
+    h("p", {}, "Sign in with your console account: Amazon Cognito's sign-in page opens, then brings you back here."),
+    h("p", { class: "error", role: "alert" }, message),
+    button,
+  ));
+  button.focus();
+}
+
+/** Deployed: back from the hosted UI, or still signed in in this tab; credentials first, then the flags. */
+async function startSignedIn() {
+  try {
+    await session.complete();
+    if (!session.signedIn) return showCognitoSignIn();
+    signWith(session);
+    await session.fresh();
+  } catch (error) {
+    session.forget();
+    return showCognitoSignIn(error.message);
+  }
+  const { name, group } = session.person;
+  const who = $("[data-user]");
+  who.textContent = group ? `${name} (${group})` : name;
+  who.hidden = false;
+  start();
 }
 
 function showSignIn(message = "") {
@@ -565,10 +613,11 @@ async function signIn(input, error) {
 
 listen({
   onDegraded: setDegraded,
-  onRefused: () => state.started && signOut("The service refused the admin token: enter it again."),
+  onRefused: (message) => state.started && signOut(session ? message || "Your sign-in has ended: sign in again." : "The service refused the admin token: enter it again."),
 });
 window.addEventListener("hashchange", route);
 setInterval(refreshTimes, 30_000);
 $('[data-action="sign-out"]').addEventListener("click", () => signOut());
-if (token.get()) start();
+if (session) startSignedIn();
+else if (token.get()) start();
 else showSignIn();
