@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisClusterException
 
 from flagservice.adapters import redis_keys
+from flagservice.settings import cluster_mode
 
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.05
@@ -58,10 +60,10 @@ def event(revision: int, changed_at: float) -> bytes:
     return f"id: {revision}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def poll(signal: Signal, client: aioredis.Redis, key: str) -> None:
+async def poll(signal: Signal, client: aioredis.Redis | aioredis.RedisCluster, key: str) -> None:
     """Follow the revision in Redis; a failed read is simply retried (the stream stays open meanwhile)."""
     while True:
-        with contextlib.suppress(aioredis.RedisError, OSError, ValueError):
+        with contextlib.suppress(aioredis.RedisError, RedisClusterException, OSError, ValueError):
             value = await client.get(key)
             if value is not None:
                 signal.publish(int(value))
@@ -158,9 +160,19 @@ async def serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         writer.close()
 
 
+def redis_client(redis_url: str) -> aioredis.Redis | aioredis.RedisCluster:
+    """REDIS_CLUSTER_MODE: a cluster client (it follows the revision key's slot through MOVED and failovers;
+    redis.asyncio's connects on its first command, so a cluster down at start-up is simply retried)."""
+    if cluster_mode(os.environ):
+        return aioredis.RedisCluster.from_url(
+            redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, require_full_coverage=False
+        )
+    return aioredis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
 async def run(port: int, redis_url: str, env: str, heartbeat: float) -> None:
     signal = Signal(heartbeat=heartbeat)
-    client = aioredis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = redis_client(redis_url)
     server = await asyncio.start_server(lambda r, w: serve_client(r, w, signal), HOST, port, limit=HEAD_LIMIT)
     print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
