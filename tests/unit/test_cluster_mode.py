@@ -6,9 +6,7 @@ import pytest
 
 from flagservice import wiring
 from flagservice.adapters.redis_pool import LazyCluster
-from flagservice.errors import CacheUnavailableError
 from flagservice.settings import SettingsError, cluster_mode, load_settings
-from tests.conftest import redis_cache
 
 BASE = {"REDIS_URL": "redis://127.0.0.1:6380/0", "DATABASE_URL": "postgresql://u@127.0.0.1:5433/db"}
 
@@ -30,10 +28,3 @@ def test_the_service_is_built_without_connecting_to_the_cluster(monkeypatch: pyt
     cache = wiring.build_cache(wiring.get_settings())
     assert isinstance(cache._client, LazyCluster)  # noqa: SLF001
     assert cache.pool_in_use() == 0
-
-
-def test_a_cluster_that_cannot_be_reached_is_a_cache_outage_every_time() -> None:
-    cache = redis_cache("redis://127.0.0.1:1/0", client={"cluster": True})
-    for _ in range(2):  # the failed build is forgotten, and tried again on the next use
-        with pytest.raises(CacheUnavailableError):
-            cache.read("checkout")
