@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import redis
 from redis.cluster import key_slot
 
