@@ -101,7 +101,7 @@ class RedisFlagCache:
         return LazyCluster(
             lambda: BoundedCluster.from_url(
                 url, retry=retry, max_connections=max_connections, require_full_coverage=False,
-                reinitialize_steps=5, read_from_replicas=False, load_balancing_strategy=None,
+                reinitialize_steps=5, load_balancing_strategy=None,
                 **options, **(credentials.connection_options() if credentials else {}),
             )
         )  # fmt: skip
