@@ -3,9 +3,10 @@
 All keys of an environment share the hash tag `{<env>}` (`ff:{<env>}:...`), so every multi-key script
 and pipeline stays within one hash slot and cluster mode needs no rewrite. One environment is one slot,
 so one shard's primary serves all of its reads: fine for a flag set (small), and shards add capacity
-across environments, not within one (docs/infrastructure.md, "Cluster mode"). Flag entries carry the schema version of their encoding,
-so two code versions live during a canary never read each other's entries; the revision and the
-stats are shared by all schema versions.
+across environments, not within one (docs/infrastructure.md, "Cluster mode").
+
+Flag entries carry the schema version of their encoding, so two code versions live during a canary never
+read each other's entries; the revision and the stats are shared by all schema versions.
 """
 
 from __future__ import annotations
