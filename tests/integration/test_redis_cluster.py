@@ -19,6 +19,7 @@ from redis.cluster import key_slot
 from flagservice.adapters import redis_keys
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.adapters.redis_cache import RedisFlagCache
+from flagservice.adapters.redis_credentials import RefreshingCredentials
 from flagservice.breaker import CircuitBreaker
 from flagservice.cache_aside import CacheAside
 from flagservice.errors import CacheUnavailableError
@@ -39,8 +40,10 @@ def stored(version: int, key: str = "checkout", enabled: bool = True) -> StoredF
     return StoredFlag(definition=definition, version=version, updated_at=datetime(2026, 1, 2, tzinfo=UTC))
 
 
-def cluster_cache(cluster: RedisClusterNodes, url: str | None = None, **options: Any) -> RedisFlagCache:
-    return redis_cache(url or cluster.url, client={"cluster": True}, **options)
+def cluster_cache(
+    cluster: RedisClusterNodes, url: str | None = None, *, client_options: dict[str, Any] | None = None, **options: Any
+) -> RedisFlagCache:
+    return redis_cache(url or cluster.url, client={"cluster": True, **(client_options or {})}, **options)
 
 
 def env_of(cache: RedisFlagCache) -> str:
@@ -193,3 +196,36 @@ def test_a_hung_primary_costs_a_read_the_timeout_with_one_retry_then_nothing(
     print("waits against a hung cluster primary (s):", [round(w, 4) for w in waits])
     assert max(waits[:3]) < 2 * WORST_WAIT, waits
     assert max(waits[3:]) < 0.05, waits
+
+
+def test_credentials_the_cluster_refuses_are_read_again(redis_cluster: RedisClusterNodes) -> None:
+    """As redis_credentials promises standalone: a rotated password is picked up on the first refusal."""
+    # Given a user on every node, and a cache signing in with its password (cached for an hour)
+    published = ["first-password-0123456789"]
+
+    def set_password(password: str) -> None:
+        for node in redis_cluster.live():
+            redis_cluster.admin(node).execute_command("ACL", "SETUSER", "rotated", "on", "resetpass", f">{password}",
+                                                      "~*", "+@all")  # fmt: skip
+
+    set_password(published[0])
+    credentials = RefreshingCredentials(lambda: ("rotated", published[0]), max_age=3600)
+    cache = cluster_cache(redis_cluster, client_options={"credentials": credentials})
+    try:
+        cache.seed_revision(1)
+        # When the password changes and every connection drops (a failover, an idle timeout)
+        published[0] = "second-password-0123456789"
+        set_password(published[0])
+        for node in redis_cluster.live():
+            redis_cluster.admin(node).execute_command("CLIENT", "KILL", "USER", "rotated")
+        outcomes = []
+        for _ in range(3):
+            try:
+                outcomes.append(cache.signal().revision)
+            except CacheUnavailableError:
+                outcomes.append(None)
+        # Then at most the first call fails, and the credentials were read again once
+        assert outcomes[1:] == [1, 1] and credentials.refusals == 1, outcomes
+    finally:
+        for node in redis_cluster.live():
+            redis_cluster.admin(node).execute_command("ACL", "DELUSER", "rotated")

@@ -101,8 +101,8 @@ class RedisFlagCache:
         return LazyCluster(
             lambda: BoundedCluster.from_url(
                 url, retry=retry, max_connections=max_connections, require_full_coverage=False,
-                reinitialize_steps=5, load_balancing_strategy=None,
-                **options, **(credentials.connection_options() if credentials else {}),
+                reinitialize_steps=5, load_balancing_strategy=None, refreshing=credentials,
+                **options, **({"credential_provider": credentials} if credentials else {}),
             )
         )  # fmt: skip
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.cluster import RedisCluster
+
+if TYPE_CHECKING:
+    from flagservice.adapters.redis_credentials import RefreshingCredentials as CredentialProvider
 
 
 class PeakTrackingPool(redis.BlockingConnectionPool):
@@ -93,3 +96,17 @@ class BoundedCluster(RedisCluster):
 
     ERRORS_ALLOW_RETRY = (redis.ConnectionError, redis.TimeoutError)  # type: ignore[assignment]
     RedisClusterRequestTTL = 3  # redirects per attempt: a MOVED, then an ASK during a slot migration
+
+    def __init__(self, *args: Any, refreshing: CredentialProvider | None = None, **kwargs: Any) -> None:
+        self._refreshing = refreshing  # set first: the constructor already connects
+        super().__init__(*args, **kwargs)
+
+    def on_connect(self, connection: Any) -> None:
+        """RedisCluster's handshake; credentials the server refuses are forgotten (redis_credentials), so the
+        next connection signs in with fresh ones. (A `redis_connect_func` would run after a second handshake.)"""
+        try:
+            super().on_connect(connection)  # type: ignore[no-untyped-call]
+        except redis.AuthenticationError:
+            if self._refreshing is not None:
+                self._refreshing.forget()
+            raise
