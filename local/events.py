@@ -33,7 +33,7 @@ from flagservice.settings import cluster_mode
 
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.05
-ERROR_POLL_SECONDS = 0.5  # while Redis fails: nothing it holds can change meanwhile
+ERROR_POLL_SECONDS = 0.5  # cluster mode, after a failed read
 HEARTBEAT_SECONDS = 15.0
 RECONNECT_MS = 500  # how soon a browser reconnects after the stream ends (a server restart)
 HEAD_LIMIT = 16 * 1024
@@ -64,10 +64,12 @@ def event(revision: int, changed_at: float) -> bytes:
 
 
 async def poll(signal: Signal, client: aioredis.Redis | aioredis.RedisCluster, key: str) -> None:
-    """Follow the revision in Redis; a failed read is retried after ERROR_POLL_SECONDS (the stream stays open
-    meanwhile): a cluster client refreshes its whole topology after each failure, too costly 20 times a second."""
+    """Follow the revision in Redis; a failed read is simply retried (the stream stays open meanwhile). A
+    cluster client refreshes its whole topology after each failure, too costly 20 times a second: it waits
+    ERROR_POLL_SECONDS after one (nothing in the cache changes while it fails)."""
+    after_error = ERROR_POLL_SECONDS if isinstance(client, aioredis.RedisCluster) else POLL_SECONDS
     while True:
-        pause = ERROR_POLL_SECONDS
+        pause = after_error
         with contextlib.suppress(aioredis.RedisError, RedisClusterException, OSError, ValueError):
             value = await client.get(key)
             if value is not None:

@@ -8,6 +8,9 @@ does, proven by elapsed time against a paused node.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +31,7 @@ from flagservice.ports import CacheOutcome, Guarded
 from flagservice.service import FlagService
 from flagservice.sync import sync_inline
 from tests.conftest import clean_database, redis_cache
+from tests.integration.test_event_stream import REPO, Stream
 from tests.servers import RedisClusterNodes
 
 COMMAND_TIMEOUT = 0.05
@@ -229,3 +233,34 @@ def test_credentials_the_cluster_refuses_are_read_again(redis_cluster: RedisClus
     finally:
         for node in redis_cluster.live():
             redis_cluster.admin(node).execute_command("ACL", "DELUSER", "rotated")
+
+
+def test_the_local_event_stream_follows_the_revision_in_a_cluster(redis_cluster: RedisClusterNodes) -> None:
+    # Given the event stream process in cluster mode, REDIS_URL naming a node that does not hold the slot
+    cache = cluster_cache(redis_cluster)
+    env = env_of(cache)
+    elsewhere = next(n for n in redis_cluster.live() if n is not redis_cluster.owner(redis_keys.revision_key(env)))
+    settings = {"PYTHONPATH": f"{REPO / 'runtime'}:{REPO}", "REDIS_URL": elsewhere.url, "FLAGS_ENV": env,
+                "REDIS_CLUSTER_MODE": "true"}  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-m", "local.events", "--port", "0"], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, **settings},
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline().split()[1])
+        stream = Stream(port, "?since=0")
+        stream.head()
+        # When the revision moves (a write's cache step)
+        cache.seed_revision(1)
+        cache.apply_write("checkout", stored(1), version=1, revision=7)
+        # Then the stream announces it
+        deadline = time.monotonic() + 5
+        seen = 0
+        while seen != 7 and time.monotonic() < deadline:
+            seen = stream.next_event()[0]
+        assert seen == 7
+        stream.close()
+    finally:
+        child.terminate()
+        child.wait(timeout=5)
