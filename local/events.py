@@ -24,11 +24,16 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
 
 from flagservice.adapters import redis_keys
+from flagservice.settings import cluster_mode
 
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.05
+ERROR_POLL_SECONDS = 0.5  # cluster mode, after a failed read
 HEARTBEAT_SECONDS = 15.0
 RECONNECT_MS = 500  # how soon a browser reconnects after the stream ends (a server restart)
 HEAD_LIMIT = 16 * 1024
@@ -58,14 +63,19 @@ def event(revision: int, changed_at: float) -> bytes:
     return f"id: {revision}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def poll(signal: Signal, client: aioredis.Redis, key: str) -> None:
-    """Follow the revision in Redis; a failed read is simply retried (the stream stays open meanwhile)."""
+async def poll(signal: Signal, client: aioredis.Redis | aioredis.RedisCluster, key: str) -> None:
+    """Follow the revision in Redis; a failed read is simply retried (the stream stays open meanwhile). A
+    cluster client refreshes its whole topology after each failure, too costly 20 times a second: it waits
+    ERROR_POLL_SECONDS after one (nothing in the cache changes while it fails)."""
+    after_error = ERROR_POLL_SECONDS if isinstance(client, aioredis.RedisCluster) else POLL_SECONDS
     while True:
-        with contextlib.suppress(aioredis.RedisError, OSError, ValueError):
+        pause = after_error
+        with contextlib.suppress(aioredis.RedisError, RedisClusterException, OSError, ValueError):
             value = await client.get(key)
             if value is not None:
                 signal.publish(int(value))
-        await asyncio.sleep(POLL_SECONDS)
+            pause = POLL_SECONDS
+        await asyncio.sleep(pause)
 
 
 @dataclass
@@ -158,9 +168,20 @@ async def serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         writer.close()
 
 
+def redis_client(redis_url: str) -> aioredis.Redis | aioredis.RedisCluster:
+    """REDIS_CLUSTER_MODE: a cluster client (it follows the revision key's slot through MOVED and failovers;
+    redis.asyncio's connects on its first command, so a cluster down at start-up is simply retried)."""
+    if cluster_mode(os.environ):
+        return aioredis.RedisCluster.from_url(  # one attempt per poll: the poll itself is the retry
+            redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, require_full_coverage=False,
+            retry=Retry(NoBackoff(), 0),
+        )  # fmt: skip
+    return aioredis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
 async def run(port: int, redis_url: str, env: str, heartbeat: float) -> None:
     signal = Signal(heartbeat=heartbeat)
-    client = aioredis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = redis_client(redis_url)
     server = await asyncio.start_server(lambda r, w: serve_client(r, w, signal), HOST, port, limit=HEAD_LIMIT)
     print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:

@@ -53,11 +53,23 @@ class CacheConfig(_Section):
     slowlog_microseconds: int = Field(ge=0)
     # A replacement cache is the next generation, built beside the current one (docs/operations.md).
     generation: int = Field(default=1, ge=1, le=99)
+    # Cluster mode enabled (Redis Cluster): `shards` node groups, each a primary and `replicas` replicas.
+    # The function gets REDIS_CLUSTER_MODE=true and the configuration endpoint (docs/infrastructure.md).
+    cluster_mode: bool = False
+    shards: int = Field(default=1, ge=1, le=90)
 
     @model_validator(mode="after")
     def _multi_az_needs_a_replica(self) -> CacheConfig:
         if self.multi_az and self.replicas < 1:
             raise ValueError("cache.multiAz needs at least one replica")
+        return self
+
+    @model_validator(mode="after")
+    def _shards_need_cluster_mode(self) -> CacheConfig:
+        if self.shards > 1 and not self.cluster_mode:
+            raise ValueError("cache.shards above 1 needs cache.clusterMode")
+        if self.cluster_mode and self.replicas < 1:
+            raise ValueError("cache.clusterMode needs at least one replica per shard (its failover is the point)")
         return self
 
 

@@ -79,7 +79,7 @@ class ServiceStack(EnvironmentStack):
             config=config,
             function=self.flags,
             api=self.api,
-            cache=CacheNodes(group_id=self.stateful.cache_name, replicas=config.cache.replicas),
+            cache=CacheNodes.of(self.stateful.cache_name, config.cache),
             database=self.stateful.database,
         )
         self.operators = FlagOperators(

@@ -84,6 +84,14 @@ def embedded_redis_url() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[servers.RedisClusterNodes]:
+    """The session's Redis Cluster: 3 primaries and 3 replicas on loopback (REDIS_CLUSTER_MODE)."""
+    cluster = servers.redis_cluster_for_tests()
+    yield cluster
+    cluster.stop()
+
+
 def clean_database(url: str) -> None:
     """Empty every table and restart the revision, so each test starts from nothing."""
     with psycopg.connect(url, autocommit=True) as conn:

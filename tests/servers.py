@@ -27,8 +27,10 @@ from pathlib import Path
 from local.binaries import system_postgres, system_redis
 from local.embedded import ServerProcess, free_port, start_postgres, start_redis
 from local.processes import pid_alive, running_servers, wait_gone
+from local.redis_cluster import RedisClusterNodes, start_redis_cluster
 
 __all__ = [
+    "RedisClusterNodes",
     "ServerProcess",
     "create_database",
     "discard",
@@ -38,6 +40,7 @@ __all__ = [
     "port_listening",
     "postgres_for_tests",
     "postgres_kinds",
+    "redis_cluster_for_tests",
     "redis_for_tests",
     "redis_kinds",
     "running_postgres",
@@ -113,6 +116,14 @@ def redis_for_tests(prefer: str | None = None, *, persistent: bool = False, port
         return start_redis(prefer=kind, port=port)
     folder = traversable_tmp_dir("flagservice-redis-")
     return _throwaway(folder, lambda: start_redis(data_dir=folder / "data", prefer=kind, port=port))
+
+
+def redis_cluster_for_tests(prefer: str | None = None, *, node_timeout_ms: int = 3000) -> RedisClusterNodes:
+    """A Redis Cluster (cluster mode enabled) of 3 primaries, each with a replica, on loopback; about 2.5 s.
+
+    The session's nodes time out after 3 s, so a test may pause a node for a second without a failover.
+    """
+    return start_redis_cluster(3, 1, prefer=prefer or server_kind("redis"), node_timeout_ms=node_timeout_ms)
 
 
 def postgres_for_tests(prefer: str | None = None, *, port: int | None = None) -> ServerProcess:

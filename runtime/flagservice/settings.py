@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 
 class SettingsError(Exception):
@@ -45,6 +46,8 @@ class Settings(BaseModel):
     CONSOLE_CLIENT_ID: str | None = Field(default=None, pattern=r"^[a-z0-9]{1,128}$")
     CONSOLE_IDENTITY_POOL_ID: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f-]{36}$")
     CONSOLE_SIGN_IN_URL: str | None = Field(default=None, pattern=r"^https://[A-Za-z0-9.-]+$")
+    # true: REDIS_URL names any node of a cluster-mode-enabled cache (Redis Cluster), primary or replica.
+    REDIS_CLUSTER_MODE: bool = False
 
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:
@@ -105,6 +108,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         # A rule across variables (a model validator) has no location: its message names the variables.
         message = f"invalid setting {name}: {first['msg']}" if name else f"invalid settings: {first['msg']}"
         raise SettingsError(message) from None
+
+
+def cluster_mode(environ: Mapping[str, str]) -> bool:
+    """REDIS_CLUSTER_MODE alone, for a process that needs no other setting (the local event stream)."""
+    try:
+        return bool(TypeAdapter(bool).validate_python(environ.get("REDIS_CLUSTER_MODE") or "false"))
+    except ValidationError:
+        raise SettingsError("invalid setting REDIS_CLUSTER_MODE: Input should be a valid boolean") from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ from flagservice.adapters import redis_credentials
 from flagservice.adapters.database_secret import DatabaseAddress, database_conninfo_source
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.adapters.redis_cache import RedisFlagCache
-from flagservice.adapters.redis_pool import PeakTrackingPool
+from flagservice.adapters.redis_pool import LazyCluster, PeakTrackingPool
 from flagservice.cache_aside import CacheAside
 from flagservice.l1 import L1Cache
 from flagservice.service import FlagService
@@ -46,9 +46,12 @@ def cache_credentials(settings: Settings) -> redis_credentials.RefreshingCredent
 def build_cache(settings: Settings) -> RedisFlagCache:
     ttl = settings.CACHE_TTL_SECONDS
     client = RedisFlagCache.client_for(
-        settings.REDIS_URL, max_connections=settings.REDIS_MAX_CONNECTIONS, credentials=cache_credentials(settings)
+        settings.REDIS_URL,
+        max_connections=settings.REDIS_MAX_CONNECTIONS,
+        credentials=cache_credentials(settings),
+        cluster=settings.REDIS_CLUSTER_MODE,
     )
-    if isinstance(client.connection_pool, PeakTrackingPool):
+    if not isinstance(client, LazyCluster) and isinstance(client.connection_pool, PeakTrackingPool):
         telemetry.watch_pool_peak(client.connection_pool.take_peak)
     return RedisFlagCache(
         client,

@@ -94,7 +94,8 @@ class CacheUsers(Construct):
 
 
 class FlagCache(Construct):
-    """One cache generation: one shard (cluster mode disabled), a primary plus `replicas`, TLS required.
+    """One cache generation: one shard (cluster mode disabled), a primary plus `replicas`, TLS required;
+    or, with `clusterMode`, `shards` node groups of that shape (Redis Cluster, configuration endpoint).
 
     Its replication group id is fixed (`flags-<env>-cache-<generation>`): IAM tokens are signed for it
     and the service's IAM policy names it. The parameter group logs commands slower than
@@ -122,10 +123,14 @@ class FlagCache(Construct):
             self,
             "Parameters",
             cache_parameter_group_family=config.parameter_group_family,
-            description="Flag cache: slow log at 10 ms, never evict keys without a TTL",
+            description="Flag cache: slow log at 10 ms, never evict keys without a TTL"
+            + (", cluster mode" if config.cluster_mode else ""),
             properties={
                 "maxmemory-policy": config.maxmemory_policy,
                 "slowlog-log-slower-than": str(config.slowlog_microseconds),
+                # Cluster mode on (the family's `.cluster.on` default group sets the same). ElastiCache's
+                # cluster-require-full-coverage stays "no": a dead shard fails only its own slots.
+                **({"cluster-enabled": "yes"} if config.cluster_mode else {}),
             },
         )
         subnet_group = elasticache.CfnSubnetGroup(
@@ -137,7 +142,11 @@ class FlagCache(Construct):
         self.slow_log_group = logs.LogGroup(self, "SlowLog", retention=log_retention, removal_policy=removal_policy)
         self.slow_commands = self._count_slow_commands(environment)
         self.replication_group = self._replication_group(config, subnet_group, security_group, user_group)
-        self.endpoint_address = self.replication_group.attr_primary_end_point_address
+        # Cluster mode: the configuration endpoint (any node answers CLUSTER SLOTS; DNS over all of them).
+        group = self.replication_group
+        self.endpoint_address = (
+            group.attr_configuration_end_point_address if config.cluster_mode else group.attr_primary_end_point_address
+        )
         self.port = CACHE_PORT
 
     def _count_slow_commands(self, environment: str) -> logs.MetricFilter:
@@ -167,8 +176,7 @@ class FlagCache(Construct):
             engine=config.engine,
             engine_version=config.engine_version,
             cache_node_type=config.node_type,
-            num_cache_clusters=1 + config.replicas,
-            automatic_failover_enabled=config.replicas > 0,
+            **_topology(config),
             multi_az_enabled=config.multi_az,
             port=CACHE_PORT,
             transit_encryption_enabled=True,
@@ -209,6 +217,18 @@ class FlagCache(Construct):
         return group
 
 
+def _topology(config: CacheConfig) -> dict[str, object]:
+    """One shard of 1 + replicas nodes, or (cluster mode) `shards` node groups of that size."""
+    if config.cluster_mode:
+        return {
+            "cluster_mode": "enabled",
+            "num_node_groups": config.shards,
+            "replicas_per_node_group": config.replicas,
+            "automatic_failover_enabled": True,  # required in cluster mode
+        }
+    return {"num_cache_clusters": 1 + config.replicas, "automatic_failover_enabled": config.replicas > 0}
+
+
 class CacheNodes:
     """The nodes of one replication group as CloudWatch names them, with their metrics.
 
@@ -217,8 +237,16 @@ class CacheNodes:
     stack knows the group id from the stateful stack's parameters and the node count from cdk.json.
     """
 
-    def __init__(self, *, group_id: str, replicas: int) -> None:
-        self.node_ids = [f"{group_id}-{index:03d}" for index in range(1, 2 + replicas)]
+    def __init__(self, *, group_id: str, replicas: int, shards: int | None = None) -> None:
+        nodes = range(1, 2 + replicas)
+        if shards is None:
+            self.node_ids = [f"{group_id}-{index:03d}" for index in nodes]
+        else:  # cluster mode: `<group id>-<shard 0001...>-<node 001...>`
+            self.node_ids = [f"{group_id}-{shard:04d}-{index:03d}" for shard in range(1, 1 + shards) for index in nodes]
+
+    @classmethod
+    def of(cls, group_id: str, config: CacheConfig) -> CacheNodes:
+        return cls(group_id=group_id, replicas=config.replicas, shards=config.shards if config.cluster_mode else None)
 
     def metric_per_node(self, name: str, statistic: str) -> list[cloudwatch.IMetric]:
         """One line per node, for graphs."""

@@ -58,6 +58,8 @@ def flag_settings(
     }
     if function.rds_proxy:
         settings["DB_PREPARED_STATEMENTS"] = "false"  # prepared statements pin RDS Proxy sessions
+    if config.cache.cluster_mode:
+        settings["REDIS_CLUSTER_MODE"] = "true"  # the endpoint is the configuration endpoint of a cluster
     return settings
 
 

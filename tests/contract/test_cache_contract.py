@@ -1,4 +1,5 @@
-"""The FlagCache contract: the same assertions against the fake, system Redis 7 and embedded Redis 6.2."""
+"""The FlagCache contract: the same assertions against the fake, system Redis 7, embedded Redis 6.2 and a
+Redis Cluster (cluster mode: 3 primaries, 3 replicas)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from tests.conftest import redis_cache
 from tests.fakes import InMemoryFlagCache
 
 
-@pytest.fixture(params=["fake", "redis-system", "redis-embedded"])
+@pytest.fixture(params=["fake", "redis-system", "redis-embedded", "redis-cluster"])
 def any_cache(request: pytest.FixtureRequest) -> Any:
     if request.param == "fake":
         return InMemoryFlagCache()
+    if request.param == "redis-cluster":
+        return redis_cache(request.getfixturevalue("redis_cluster").url, client={"cluster": True})
     url = request.getfixturevalue("redis_url" if request.param == "redis-system" else "embedded_redis_url")
     return redis_cache(url)
 

@@ -15,6 +15,7 @@ def test_defaults_follow_the_contract() -> None:
     settings = load_settings(BASE)
     assert (settings.FLAGS_ENV, settings.CACHE_TTL_SECONDS, settings.STALE_MAX_AGE_SECONDS) == ("dev", 300, 86400)
     assert (settings.NEGATIVE_TTL_SECONDS, settings.L1_MAX_AGE_MS, settings.REDIS_MAX_CONNECTIONS) == (30, 1000, 10)
+    assert settings.REDIS_CLUSTER_MODE is False
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,7 @@ def test_defaults_follow_the_contract() -> None:
         ({"REDIS_MAX_CONNECTIONS": "0"}, "REDIS_MAX_CONNECTIONS"),
         ({"CORS_ALLOWED_ORIGINS": "page.example"}, "CORS_ALLOWED_ORIGINS"),
         ({"EVENT_STREAM_URL": "not a url"}, "EVENT_STREAM_URL"),
+        ({"REDIS_CLUSTER_MODE": "cluster"}, "REDIS_CLUSTER_MODE"),
     ],
 )
 def test_an_invalid_setting_is_one_line_naming_the_variable(override: dict[str, str], variable: str) -> None:
@@ -66,6 +68,7 @@ def test_settings_fields_are_the_contract_variables() -> None:
         "CONSOLE_CLIENT_ID",
         "CONSOLE_IDENTITY_POOL_ID",
         "CONSOLE_SIGN_IN_URL",
+        "REDIS_CLUSTER_MODE",
     }
 
 

@@ -14,13 +14,14 @@ from redis.retry import Retry
 from flagservice.adapters import redis_keys, redis_scripts
 from flagservice.adapters.cache_codec import decode, decode_snapshot, encode, encode_snapshot
 from flagservice.adapters.redis_credentials import RefreshingCredentials
-from flagservice.adapters.redis_pool import PeakTrackingPool
+from flagservice.adapters.redis_pool import BoundedCluster, LazyCluster, PeakTrackingPool
 from flagservice.adapters.redis_stats import RedisStatsCounter
 from flagservice.errors import CacheUnavailableError
 from flagservice.flags.model import StoredFlag
 from flagservice.ports import CacheEntry, CacheRead, CacheSnapshot, Guarded, Signal
 
 T = TypeVar("T")
+Client = redis.Redis | LazyCluster  # standalone (cluster mode disabled) or a cluster's client, built on first use
 RESULTS = {1: Guarded.STORED, 0: Guarded.REFUSED, -1: Guarded.NO_REVISION}
 
 
@@ -29,11 +30,14 @@ class RedisFlagCache:
 
     Every command waits at most `command_timeout` (connect: `connect_timeout`) and is retried at most
     once, so a dead or paused Redis costs a request at most (1 + retries) x the timeout.
+
+    In cluster mode every key of the environment hashes to one slot (redis_keys: the `{env}` hash tag),
+    so every command, script and pipeline here goes to the one primary that owns it.
     """
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client,
         *,
         env: str,
         soft_ttl: Callable[[], float],
@@ -49,7 +53,7 @@ class RedisFlagCache:
         self._negative_ttl_ms = negative_ttl * 1000
         self._on_pool_exhausted = on_pool_exhausted
         self._on_connection_error = on_connection_error
-        self._stats = RedisStatsCounter(client, env=env)
+        self._stats = RedisStatsCounter(self._commands, env=env)
 
     @staticmethod
     def client_for(
@@ -60,12 +64,17 @@ class RedisFlagCache:
         connect_timeout: float = 0.1,
         command_timeout: float = 0.05,
         retries: int = 1,
-    ) -> redis.Redis:
+        cluster: bool = False,
+    ) -> Client:
         """A client with a blocking pool capped at `max_connections` and explicit, short timeouts.
 
         `credentials` (IAM token or secret) are re-read when the server refuses them (redis_credentials).
+        `cluster`: REDIS_URL names any node of a cluster-mode-enabled cache (cluster_client).
         """
         retry = Retry(NoBackoff(), retries)
+        if cluster:
+            options = {"socket_connect_timeout": connect_timeout, "socket_timeout": command_timeout}
+            return RedisFlagCache.cluster_client(url, max_connections, retry, credentials, options)
         pool = PeakTrackingPool.from_url(
             url,
             max_connections=max_connections,
@@ -78,36 +87,63 @@ class RedisFlagCache:
         )
         return redis.Redis(connection_pool=pool, retry=retry)
 
+    @staticmethod
+    def cluster_client(
+        url: str, max_connections: int, retry: Retry, credentials: RefreshingCredentials | None, options: dict[str, Any]
+    ) -> LazyCluster:
+        """redis-py's RedisCluster (MOVED/ASK, topology refresh, failover) within the same budget (BoundedCluster).
+
+        Reads go to primaries only (no READONLY, no load balancing): a replica may lag, and the version
+        guards and the revision check assume one copy. `max_connections` caps each node's pool, which
+        fails at once when exhausted (redis-py's cluster pool does not block). Partial coverage is
+        accepted: a shard that is down makes only its own slots fail, not this environment's.
+        """
+        return LazyCluster(
+            lambda: BoundedCluster.from_url(
+                url, retry=retry, max_connections=max_connections, require_full_coverage=False,
+                reinitialize_steps=5, load_balancing_strategy=None, refreshing=credentials,
+                **options, **({"credential_provider": credentials} if credentials else {}),
+            )
+        )  # fmt: skip
+
+    def _commands(self) -> Any:
+        """The client to send commands with (redis.Redis or RedisCluster: the same command methods)."""
+        return self._client.get() if isinstance(self._client, LazyCluster) else self._client
+
     @contextmanager
     def _guard(self) -> Iterator[None]:
         """Translate every redis-py failure into CacheUnavailableError at the edge."""
         try:
             yield
         except redis.ConnectionError as exc:
-            if "No connection available" in str(exc):
+            if "No connection available" in str(exc) or isinstance(exc, redis.exceptions.MaxConnectionsError):
                 self._on_pool_exhausted()
             else:
                 self._on_connection_error()
             raise CacheUnavailableError(str(exc)) from exc
+        except redis.exceptions.RedisClusterException as exc:  # not a RedisError: no node answered a refresh
+            self._on_connection_error()
+            if isinstance(self._client, LazyCluster):
+                self._client.forget()
+            raise CacheUnavailableError(str(exc)) from exc
         except (redis.RedisError, OSError) as exc:
             raise CacheUnavailableError(str(exc)) from exc
 
-    def _run(self, call: Callable[[redis.Redis], Any]) -> Any:
+    def _run(self, call: Callable[[Any], Any]) -> Any:
         """One command (one round trip) on the pooled client, failures translated at the edge."""
         with self._guard():
-            return call(self._client)
+            return call(self._commands())
 
     def _script(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA in the stats pipeline (one round trip); after a NOSCRIPT (new or flushed server), load it once."""
+        """EVALSHA (one round trip); after a NOSCRIPT (a new, flushed or failed-over server), EVAL, which also
+        caches the script on the node that owns the keys (SCRIPT LOAD would go to every primary in cluster mode)."""
         sha = redis_scripts.sha1(script)
         try:
             return self._run(lambda client: client.evalsha(sha, len(keys), *keys, *args))
         except CacheUnavailableError as exc:
             if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
                 raise
-        with self._guard():
-            self._client.script_load(script)
-            return self._client.evalsha(sha, len(keys), *keys, *args)
+        return self._run(lambda client: client.eval(script, len(keys), *keys, *args))
 
     def read(self, key: str, *, lease_ms: int = 0) -> CacheRead:
         """A plain MGET (as cheap as a GET); only a missing or expired entry pays for the leasing script."""
@@ -225,14 +261,21 @@ class RedisFlagCache:
     def drop_all(self) -> None:
         """SCAN the environment's namespaces and delete what it finds, in batches (never KEYS)."""
         with self._guard():
-            batch: list[bytes] = []
-            for name in self._client.scan_iter(match=redis_keys.namespace_pattern(self._env), count=500):
+            client, batch = self._commands(), []
+            for name in client.scan_iter(match=redis_keys.namespace_pattern(self._env), count=500, **self._one_node()):
                 batch.append(name)
                 if len(batch) >= 500:
-                    self._client.delete(*batch)
+                    client.delete(*batch)
                     batch.clear()
             if batch:
-                self._client.delete(*batch)
+                client.delete(*batch)
+
+    def _one_node(self) -> dict[str, Any]:
+        """Cluster mode: SCAN only the primary owning the environment's slot (redis-py would scan every one)."""
+        if not isinstance(self._client, LazyCluster):
+            return {}
+        client = self._client.get()
+        return {"target_nodes": client.get_node_from_key(redis_keys.revision_key(self._env))}
 
     def count(self, key: str, *, hit: bool) -> None:
         self._stats.count(key, hit=hit)
@@ -251,6 +294,8 @@ class RedisFlagCache:
 
     def pool_in_use(self) -> int:
         """Connections checked out of the pool right now (the RedisPoolInUse metric)."""
+        if isinstance(self._client, LazyCluster):
+            return self._client.in_use()
         return len(self._client.connection_pool._get_in_use_connections())  # noqa: SLF001 - redis-py has no public count
 
 

@@ -1,9 +1,12 @@
 """Every Redis key the service uses, built in one place.
 
-All keys of an environment share the hash tag `{ff:<env>}` so the multi-key scripts stay within one
-hash slot (cluster mode needs no rewrite). Flag entries carry the schema version of their encoding,
-so two code versions live during a canary never read each other's entries; the revision and the
-stats are shared by all schema versions.
+All keys of an environment share the hash tag `{<env>}` (`ff:{<env>}:...`), so every multi-key script
+and pipeline stays within one hash slot and cluster mode needs no rewrite. One environment is one slot,
+so one shard's primary serves all of its reads: fine for a flag set (small), and shards add capacity
+across environments, not within one (docs/infrastructure.md, "Cluster mode").
+
+Flag entries carry the schema version of their encoding, so two code versions live during a canary never
+read each other's entries; the revision and the stats are shared by all schema versions.
 """
 
 from __future__ import annotations

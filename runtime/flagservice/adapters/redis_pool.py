@@ -1,10 +1,17 @@
-"""A blocking connection pool that remembers its peak use, for the RedisPoolPeakInUse metric."""
+"""Connection construction: a blocking pool that remembers its peak use (the RedisPoolPeakInUse metric),
+and the cluster-mode client (REDIS_CLUSTER_MODE), built on first use."""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import redis
+from redis.cluster import RedisCluster
+
+if TYPE_CHECKING:
+    from flagservice.adapters.redis_credentials import RefreshingCredentials as CredentialProvider
 
 
 class PeakTrackingPool(redis.BlockingConnectionPool):
@@ -31,3 +38,75 @@ class PeakTrackingPool(redis.BlockingConnectionPool):
         """The peak since the last call; the next period starts from what is in use now."""
         peak, self._peak = self._peak, self.in_use()
         return peak
+
+
+class LazyCluster:
+    """A redis-py RedisCluster, built on first use and built again after it lost every node.
+
+    RedisCluster connects when it is constructed (CLUSTER SLOTS, then COMMAND) and raises if no node
+    answers, whereas the service must start, and serve from PostgreSQL, while its cache is down. So the
+    adapter asks `get()` for the client inside its error guard: a cache down at start-up costs each
+    request one bounded attempt (the breaker then stops those), and the first success keeps the client.
+    After a failed topology refresh (no node it knew answered, RedisClusterException), `forget()` drops
+    it: the next build starts again from REDIS_URL (the configuration endpoint, resolved again).
+    """
+
+    def __init__(self, build: Callable[[], RedisCluster]) -> None:
+        self._build = build
+        self._cluster: RedisCluster | None = None
+        self._lock = threading.Lock()  # the background sync thread shares the client with requests
+
+    def get(self) -> RedisCluster:
+        with self._lock:
+            if self._cluster is None:
+                self._cluster = self._build()
+            return self._cluster
+
+    def forget(self) -> None:
+        with self._lock:
+            cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            cluster.close()
+
+    def in_use(self) -> int:
+        """Connections checked out of every node's pool right now (the RedisPoolInUse metric)."""
+        cluster = self._cluster
+        if cluster is None:
+            return 0
+        return sum(len(node.redis_connection.connection_pool._in_use_connections)  # noqa: SLF001 - no public count
+                   for node in cluster.get_nodes() if node.redis_connection is not None)  # fmt: skip
+
+
+def node_pool(cluster: RedisCluster, key: str) -> redis.ConnectionPool:
+    """The connection pool of the primary that holds `key`'s slot, as the client knows it now."""
+    node = cluster.get_node_from_key(key)
+    return cluster.get_redis_connection(node).connection_pool
+
+
+class BoundedCluster(RedisCluster):
+    """RedisCluster kept within the cache's wait budget (DESIGN.md: 100 ms connect, 50 ms command, one retry).
+
+    redis-py retries ConnectionError and TimeoutError `retry` times, refreshing the topology from another
+    node between attempts (the failed one asked last), so a dead or hung primary costs a request what it
+    costs standalone: two timed-out attempts. It would also retry CLUSTERDOWN and an uncovered slot, each
+    after a 250 ms sleep: not here (one such answer costs one sleep until the breaker opens; the cache runs
+    with cluster-require-full-coverage off, so a failover produces none). MOVED and ASK are followed within
+    an attempt, at most RedisClusterRequestTTL times (redis-py: 16), each a round trip to a node that answers.
+    """
+
+    ERRORS_ALLOW_RETRY = (redis.ConnectionError, redis.TimeoutError)  # type: ignore[assignment]
+    RedisClusterRequestTTL = 3  # redirects per attempt: a MOVED, then an ASK during a slot migration
+
+    def __init__(self, *args: Any, refreshing: CredentialProvider | None = None, **kwargs: Any) -> None:
+        self._refreshing = refreshing  # set first: the constructor already connects
+        super().__init__(*args, **kwargs)
+
+    def on_connect(self, connection: Any) -> None:
+        """RedisCluster's handshake; credentials the server refuses are forgotten (redis_credentials), so the
+        next connection signs in with fresh ones. (A `redis_connect_func` would run after a second handshake.)"""
+        try:
+            super().on_connect(connection)  # type: ignore[no-untyped-call]
+        except redis.AuthenticationError:
+            if self._refreshing is not None:
+                self._refreshing.forget()
+            raise

@@ -5,30 +5,37 @@ must not pay a Redis round trip for them. So each request's increments go out on
 connection (one per container, beside the pool) whose replies are not waited for: they are read in
 batches, long after they arrived (a few bytes each, far below the socket's buffer). The cost on the
 hot path is one send, and Redis applies the increments in order.
+
+In cluster mode the connection goes to the primary owning the environment's slot (every stats key has
+its hash tag), and is opened again when the client learns that another node owns it (after a failover).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 from redis.connection import AbstractConnection
 
 from flagservice.adapters import redis_keys
+from flagservice.adapters.redis_pool import node_pool
 from flagservice.flags.model import format_time
 
 UNREAD_LIMIT = 1000  # replies (about 6 bytes each) left in the socket buffer before they are read
 
 
 class RedisStatsCounter:
-    def __init__(self, client: redis.Redis, *, env: str) -> None:
-        self._client = client
+    def __init__(self, client: Callable[[], redis.Redis | RedisCluster], *, env: str) -> None:
+        self._client = client  # the adapter's client, asked at each use (a cluster's is built on first use)
         self._env = env
         self._hits: Counter[str] = Counter()
         self._misses: Counter[str] = Counter()
         self._connection: AbstractConnection | None = None
+        self._pool_of_connection: redis.ConnectionPool | None = None
         self._unread = 0  # replies sent back for increments and not read yet
         self._since_set = False  # the "counting since" mark is set once per process
 
@@ -73,7 +80,7 @@ class RedisStatsCounter:
         self.flush()
         if self._connection is not None:
             self._drain(self._connection)
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self._client().pipeline(transaction=False)  # one slot: one node, even in cluster mode
         for kind in ("hits", "misses"):
             pipe.hgetall(redis_keys.stats_key(self._env, kind))
         pipe.get(redis_keys.stats_key(self._env, "since"))
@@ -81,11 +88,20 @@ class RedisStatsCounter:
         return _ints(hits), _ints(misses), since.decode() if since else None
 
     def _open(self) -> AbstractConnection:
+        pool = self._pool()
+        if self._connection is not None and self._pool_of_connection is not pool:
+            self.close()  # the slot moved to another node: increments sent to the old one would be refused
         if self._connection is None:
-            pool = self._client.connection_pool
             self._connection = pool.connection_class(**pool.connection_kwargs)
+            self._pool_of_connection = pool
             self._unread = 0
         return self._connection
+
+    def _pool(self) -> redis.ConnectionPool:
+        client = self._client()
+        if isinstance(client, RedisCluster):
+            return node_pool(client, redis_keys.stats_key(self._env, "hits"))
+        return client.connection_pool
 
     def close(self) -> None:
         if self._connection is not None:
