@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -40,6 +41,11 @@ class Settings(BaseModel):
     DB_PREPARED_STATEMENTS: bool = True  # false behind RDS Proxy, which pins sessions that prepare
     CORS_ALLOWED_ORIGINS: str | None = Field(default=None, pattern=r"^(\*|https?://[^,\s]+(,https?://[^,\s]+)*)$")
     EVENT_STREAM_URL: str | None = Field(default=None, pattern=r"^(https?|wss?)://\S+$")
+    # A blue/green cache move (docs/operations.md): the second cache, which every cache step also goes to,
+    # its replication group (IAM tokens are signed for it), and which of the two answers reads.
+    REDIS_SECONDARY_URL: str | None = Field(default=None, pattern=r"^rediss?://")
+    REDIS_SECONDARY_CACHE_NAME: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]*$")
+    REDIS_READ_FROM: Literal["primary", "secondary"] = "primary"
 
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:
@@ -58,6 +64,29 @@ class Settings(BaseModel):
         if self.REDIS_IAM_USER and not self.REDIS_URL.startswith("rediss://"):
             raise ValueError("REDIS_IAM_USER needs a rediss:// REDIS_URL (IAM authentication requires TLS)")
         return self
+
+    @model_validator(mode="after")
+    def _a_secondary_cache_is_complete(self) -> Settings:
+        secondary = self.REDIS_SECONDARY_URL
+        if self.REDIS_READ_FROM == "secondary" and not secondary:
+            raise ValueError("REDIS_READ_FROM=secondary needs REDIS_SECONDARY_URL")
+        if secondary and secondary.rstrip("/") == self.REDIS_URL.rstrip("/"):
+            raise ValueError("REDIS_SECONDARY_URL must name another cache than REDIS_URL")
+        if self.REDIS_SECONDARY_CACHE_NAME and not secondary:
+            raise ValueError("REDIS_SECONDARY_CACHE_NAME needs REDIS_SECONDARY_URL")
+        if secondary and self.REDIS_IAM_USER:
+            if not self.REDIS_SECONDARY_CACHE_NAME or self.REDIS_SECONDARY_CACHE_NAME == self.REDIS_CACHE_NAME:
+                raise ValueError("REDIS_SECONDARY_URL with REDIS_IAM_USER needs its own REDIS_SECONDARY_CACHE_NAME")
+            if not secondary.startswith("rediss://"):
+                raise ValueError("REDIS_SECONDARY_URL needs rediss:// with REDIS_IAM_USER (IAM requires TLS)")
+        return self
+
+    def secondary(self) -> Settings | None:
+        """The same settings pointed at the secondary cache (None outside a move)."""
+        if not self.REDIS_SECONDARY_URL:
+            return None
+        changes = {"REDIS_URL": self.REDIS_SECONDARY_URL, "REDIS_CACHE_NAME": self.REDIS_SECONDARY_CACHE_NAME}
+        return self.model_copy(update=changes | {"REDIS_SECONDARY_URL": None, "REDIS_SECONDARY_CACHE_NAME": None})
 
     @property
     def cors_origins(self) -> frozenset[str]:

@@ -62,6 +62,9 @@ def test_settings_fields_are_the_contract_variables() -> None:
         "DB_PREPARED_STATEMENTS",
         "CORS_ALLOWED_ORIGINS",
         "EVENT_STREAM_URL",
+        "REDIS_SECONDARY_URL",
+        "REDIS_SECONDARY_CACHE_NAME",
+        "REDIS_READ_FROM",
     }
 
 
