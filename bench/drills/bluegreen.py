@@ -208,9 +208,9 @@ def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True
         paths = ", ".join(f"{p} {report.seconds(d) if d is not None else 'never'}"
                           for p, d in row["visible_by_path_s"].items())  # fmt: skip
         missed.append(f"kill switch not served everywhere within {BOUND * margin:.0f} s ({paths})")
-    rate = row["hit_rate_after_switch"]
-    if rate is None or rate < HIT_RATE_BAR:
-        missed.append(f"hit rate after the switch {rate}")
+    rate, bar = row["hit_rate_after_switch"], 1.0 - (1.0 - HIT_RATE_BAR) * margin  # 2x margin: 90 %
+    if rate is None or rate < bar:
+        missed.append(f"hit rate after the switch {rate} (bar {bar:.0%})")
     return missed
 
 

@@ -5,7 +5,8 @@ every read path read open loop, a background writer throughout; rolling restarts
 warm step, reads switched (the kill switch flipped while the servers disagree about the active cache),
 dual-write stopped, the old Redis stopped. Asserted with 2x margins: 0 failed reads, 0 acknowledged
 writes lost, the warm step left no flag behind, the kill switch served by every server on every path
-within 2 s (the 1 s bound doubled), and the hit rate after the switch at least 95 %.
+within 2 s (the 1 s bound doubled), and the hit rate after the switch at least 90 % (the 95 % bar with
+twice the misses).
 """
 
 from __future__ import annotations
