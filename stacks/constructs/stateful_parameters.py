@@ -55,6 +55,12 @@ KEYS = (
     DATABASE_INSTANCE,
     DATABASE_SECRET_ARN,
 )
+
+
+def _reader(key: str) -> str:
+    return "a cache move's cache stack" if key == CACHE_SECURITY_GROUP else "the service stack"
+
+
 SERVICE_KEYS = tuple(key for key in KEYS if key != CACHE_SECURITY_GROUP)  # what the service stack reads
 
 
@@ -97,7 +103,7 @@ class StatefulParameters(Construct):
                 key.replace("/", "-"),
                 parameter_name=parameter_name(environment, key),
                 string_value=values[key],
-                description=f"Feature flags ({environment}): {key}, read by the service stack on deploy",
+                description=f"Feature flags ({environment}): {key}, read by {_reader(key)} on deploy",
             )
             for key in KEYS
             if key in values

@@ -19,6 +19,7 @@ from flagservice.flags.model import FlagDefinition
 from flagservice.ports import CacheOutcome
 from flagservice.service import FlagService
 from flagservice.settings import SettingsError, load_settings
+from tests.apigw import BEARER, call
 from tests.fakes import InMemoryFlagCache, InMemoryFlagRepository
 
 BASE = {"REDIS_URL": "redis://127.0.0.1:6380/0", "DATABASE_URL": "postgresql://u@127.0.0.1:5433/db"}
@@ -247,3 +248,34 @@ def test_an_incomplete_move_refuses_to_start_with_one_line_naming_the_variable(
     with pytest.raises(SettingsError) as error:
         load_settings({**BASE, **override})
     assert variable in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_warm_route_needs_admin_credentials_and_fills_the_inactive_cache(
+    monkeypatch: pytest.MonkeyPatch, repo: InMemoryFlagRepository, dual: DualWriteCache, inactive: InMemoryFlagCache
+) -> None:
+    # Given a service mid-move with one flag the inactive cache lacks
+    service = FlagService(repo, reads=CacheAside(repo, dual))
+    monkeypatch.setattr(wiring, "get_service", lambda: service)
+    inactive.down = True
+    put(service)
+    inactive.down = False
+
+    # When the warm route is called without, then with, the admin token
+    refused = call("POST", "/admin/cache/warm")
+    warmed = call("POST", "/admin/cache/warm", headers=BEARER)
+
+    # Then only the second one warmed, and the inactive cache holds the flag
+    assert (refused.status, refused.json["errorCode"]) == (401, "UNAUTHORIZED")
+    assert warmed.status == 200 and warmed.json["stored"] == 1 and warmed.json["behind"] == 0
+    assert cached_version(inactive) == 1
+
+
+def test_the_warm_route_answers_503_when_the_cache_to_warm_is_down(
+    monkeypatch: pytest.MonkeyPatch, repo: InMemoryFlagRepository, dual: DualWriteCache, inactive: InMemoryFlagCache
+) -> None:
+    monkeypatch.setattr(wiring, "get_service", lambda: FlagService(repo, reads=CacheAside(repo, dual)))
+    inactive.down = True
+
+    answer = call("POST", "/admin/cache/warm", headers=BEARER)
+
+    assert (answer.status, answer.json["errorCode"]) == (503, "SERVICE_UNAVAILABLE")
