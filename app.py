@@ -15,6 +15,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.cache_stack import CacheStack, cache_stack_id
 from stacks.config import EnvironmentConfig, cdk_context, load_environments
 from stacks.service_stack import ServiceStack
 from stacks.stateful_stack import StatefulStack
@@ -32,21 +33,31 @@ def service_stack_id(environment: str) -> str:
 class EnvironmentStacks:
     stateful: StatefulStack
     service: ServiceStack
+    caches: tuple[CacheStack, ...] = ()  # caches in stacks of their own (a blue/green move's)
 
     @property
     def all(self) -> tuple[cdk.Stack, ...]:
-        return (self.stateful, self.service)
+        return (self.stateful, *self.caches, self.service)
 
 
 def build_environment(app: cdk.App, config: EnvironmentConfig, env: cdk.Environment | None) -> EnvironmentStacks:
-    """One environment: the stateful stack, and the service stack that reads its SSM parameters.
+    """One environment: the stateful stack, any cache stack of a blue/green move, and the service stack that reads
+    their SSM parameters.
 
     No cross-stack reference joins them (so no export); the dependency only orders `cdk deploy --all`.
     """
     stateful = StatefulStack(app, stateful_stack_id(config.name), config=config, env=env)
+    caches = tuple(
+        CacheStack(app, cache_stack_id(config.name, cache.generation), config=config, cache=cache, env=env)
+        for cache in config.caches
+        if cache.own_stack
+    )
     service = ServiceStack(app, service_stack_id(config.name), config=config, env=env)
     service.add_stack_dependency(stateful, "reads the SSM parameters the stateful stack writes")
-    return EnvironmentStacks(stateful=stateful, service=service)
+    for cache in caches:
+        cache.add_stack_dependency(stateful, "reads the network's SSM parameters")
+        service.add_stack_dependency(cache, "reads the SSM parameters of the cache stack")
+    return EnvironmentStacks(stateful=stateful, service=service, caches=caches)
 
 
 def build(app: cdk.App) -> dict[str, EnvironmentStacks]:

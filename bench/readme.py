@@ -143,7 +143,8 @@ def reliability(results: dict[str, Any] | None) -> str:
         f"{results['servers']} server processes under open-loop load ({plan['rate']:.0f} reads/s each, latency from "
         f"each read's due time); each fault lasts {plan['fault']:.0f} s; the kill switch is flipped "
         f"{plan['flip_after']:.0f} s into it; recovery is waited for up to {plan['recovery_cap']:.0f} s. The failover, "
-        "black-hole and Redis Cluster drills run on clusters of their own: 2 servers, every read path read open loop.",
+        "black-hole and Redis Cluster drills run on clusters of their own: 2 servers, every read path read open loop; "
+        "so does the blue/green cache move (2 servers, 3 in its long form, and two redis-servers).",
         "",
         suite.table(results),
         "",

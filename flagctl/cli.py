@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", help="the audit trail of one flag, newest first")
     history.add_argument("key")
     history.add_argument("--limit", type=int, default=20)
+    commands.add_parser(
+        "warm-cache", help="fill the cache reads move to next with every flag (a cache move, docs/operations.md)"
+    )
     for sub in (put, kill, revert):
         sub.add_argument("--if-match", help="only if the flag is at this version (N or *)")
     return top
@@ -100,6 +103,8 @@ def run(args: argparse.Namespace, client: FlagClient, out: TextIO, err: TextIO, 
         answer = client.get_flag(args.key)
         err.write(f"X-Cache: {answer.headers.get('x-cache', '-')}\n")
         return show(answer.body, out)
+    if args.command == "warm-cache":
+        return show(client.warm_cache().body, out)
     if args.command == "history":
         entries = client.history(args.key, limit=args.limit)
         if args.json:

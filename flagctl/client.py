@@ -92,6 +92,10 @@ class FlagClient:
         path = f"/admin/flags/{quote(key, safe='')}/revert"
         return self.request("POST", path, body={"version": version}, admin=True, if_match=if_match)
 
+    def warm_cache(self) -> Answer:
+        """Fill the cache reads move to next (the inactive one of a cache move) with every flag."""
+        return self.request("POST", "/admin/cache/warm", admin=True)
+
     def history(self, key: str, *, limit: int = 20) -> list[dict[str, Any]]:
         path = f"/admin/flags/{quote(key, safe='')}/history"
         entries: list[dict[str, Any]] = self.request("GET", path, query={"limit": str(limit)}, admin=True).body[

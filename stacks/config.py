@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -57,6 +57,9 @@ class CacheConfig(_Section):
     # The function gets REDIS_CLUSTER_MODE=true and the configuration endpoint (docs/infrastructure.md).
     cluster_mode: bool = False
     shards: int = Field(default=1, ge=1, le=90)
+    # In a stack of its own (FlagsCache-<env>-<generation>) rather than the stateful stack: every cache a
+    # blue/green move builds (cacheMove below) lives there, and stays there once the move is closed.
+    own_stack: bool = False
 
     @model_validator(mode="after")
     def _multi_az_needs_a_replica(self) -> CacheConfig:
@@ -71,6 +74,28 @@ class CacheConfig(_Section):
         if self.cluster_mode and self.replicas < 1:
             raise ValueError("cache.clusterMode needs at least one replica per shard (its failover is the point)")
         return self
+
+
+class CacheMoveConfig(_Section):
+    """A blue/green move to the next cache generation (docs/operations.md, "Moving to a new cache").
+
+    While set, the next generation (the current cache's settings with `changes` over them) is deployed in a
+    stack of its own beside the current cache, and `phase` sets the service's cache settings: `dual-write`
+    (reads from the current cache, every cache step to both), `switch-reads` (reads from the next one,
+    still writing both), `finish` (the next one alone; the current one kept for a rollback until the move
+    is closed in cdk.json).
+    """
+
+    phase: Literal["dual-write", "switch-reads", "finish"]
+    changes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("changes")
+    @classmethod
+    def _the_generation_is_not_a_change(cls, changes: dict[str, Any]) -> dict[str, Any]:
+        fixed = {"generation", "ownStack"} & set(changes)
+        if fixed:
+            raise ValueError(f"cacheMove.changes cannot set {', '.join(sorted(fixed))}: the move decides them")
+        return changes
 
 
 class DatabaseConfig(_Section):
@@ -149,6 +174,8 @@ class EnvironmentConfig(_Section):
     cache: CacheConfig
     # The cache being replaced, kept (with its own settings) until the service no longer uses it.
     previous_cache: CacheConfig | None = None
+    # A blue/green move to the next generation in its own stack (absent: one cache per environment).
+    cache_move: CacheMoveConfig | None = None
     database: DatabaseConfig
     function: FunctionConfig
     api: ApiConfig
@@ -167,10 +194,31 @@ class EnvironmentConfig(_Section):
             raise ValueError("previousCache.generation must differ from cache.generation")
         return self
 
+    @model_validator(mode="after")
+    def _one_replacement_at_a_time(self) -> EnvironmentConfig:
+        if self.cache_move is not None and self.previous_cache is not None:
+            raise ValueError("cacheMove and previousCache cannot be set together: finish one replacement first")
+        try:
+            self.next_cache  # noqa: B018 - validated at synth: a misspelt change fails here, not at deploy
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"cacheMove.changes: {where}: {first['msg']}") from None
+        return self
+
+    @property
+    def next_cache(self) -> CacheConfig | None:
+        """The cache a move builds: the current one's settings with the move's changes, one generation later."""
+        if self.cache_move is None:
+            return None
+        settings = self.cache.model_dump(by_alias=True) | self.cache_move.changes
+        return CacheConfig.model_validate(settings | {"generation": self.cache.generation + 1, "ownStack": True})
+
     @property
     def caches(self) -> list[CacheConfig]:
-        """The active cache first, then the one being replaced (if any)."""
-        return [self.cache] + ([self.previous_cache] if self.previous_cache else [])
+        """The active cache first, then the one being replaced (if any), then the one a move builds (if any)."""
+        following = [cache for cache in (self.previous_cache, self.next_cache) if cache is not None]
+        return [self.cache, *following]
 
     @model_validator(mode="after")
     def _connections_fit_the_database(self) -> EnvironmentConfig:

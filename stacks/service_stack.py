@@ -13,6 +13,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from stacks.cache_move import CacheInUse, cache_settings
 from stacks.config import EnvironmentConfig
 from stacks.constructs.api import FlagApi
 from stacks.constructs.cache import CacheNodes
@@ -23,7 +24,7 @@ from stacks.constructs.database_proxy import FlagDatabaseProxy
 from stacks.constructs.flag_function import FlagFunction, flag_settings
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.operators import FlagOperators
-from stacks.constructs.stateful_parameters import StatefulReferences
+from stacks.constructs.stateful_parameters import StatefulReferences, cache_parameter_keys
 from stacks.environment_stack import EnvironmentStack
 from stacks.naming import SERVICE_NAME, cache_group_id, cache_iam_user_id, metrics_namespace
 
@@ -34,7 +35,11 @@ ACCEPT_DEGRADED_CONTEXT = "flagservice:canaryAcceptDegraded"
 class ServiceStack(EnvironmentStack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, config=config, holds="function, canary, API, monitoring", **kwargs)
-        self.stateful = StatefulReferences(self, "Stateful", environment=config.name)
+        self.stateful = StatefulReferences(
+            self, "Stateful", environment=config.name, cache_keys=cache_parameter_keys(config.cache)
+        )
+        current = CacheInUse(self.stateful.cache_endpoint, self.stateful.cache_name, config.cache)
+        self.caches = cache_settings(config, current, self.stateful.value)  # a cache move's phase (cache_move.py)
         self.proxy = self._proxy() if config.function.rds_proxy else None
         self.flags = FlagFunction(
             self,
@@ -42,7 +47,7 @@ class ServiceStack(EnvironmentStack):
             config=config,
             environment=self._settings(),
             version_description=cdk.Fn.join(
-                " ", ["cache", self.stateful.cache_name, "database", self.stateful.database_instance_id]
+                " ", ["cache", self.caches.primary.name, "database", self.stateful.database_instance_id]
             ),
             vpc=self.stateful.vpc,
             security_group=self.stateful.function_security_group,
@@ -79,7 +84,7 @@ class ServiceStack(EnvironmentStack):
             config=config,
             function=self.flags,
             api=self.api,
-            cache=CacheNodes.of(self.stateful.cache_name, config.cache),
+            cache=CacheNodes.of(self.caches.reads.name, self.caches.reads.config),
             database=self.stateful.database,
         )
         self.operators = FlagOperators(
@@ -106,20 +111,21 @@ class ServiceStack(EnvironmentStack):
         )
 
     def _settings(self) -> dict[str, str]:
-        return flag_settings(
+        settings = flag_settings(
             self.config,
-            cache_endpoint=self.stateful.cache_endpoint,
-            cache_name=self.stateful.cache_name,
+            cache_endpoint=self.caches.primary.endpoint,
+            cache_name=self.caches.primary.name,
             cache_iam_user=self.stateful.cache_iam_user,
             database_host=self.proxy.endpoint if self.proxy else self.stateful.database_host,
             database_secret_arn=self.stateful.database_secret.secret_arn,
         )
+        return settings | self.caches.environment
 
     def _allow_cache_sign_in(self) -> None:
-        """`elasticache:Connect` as the IAM user, to the active cache and the one being replaced (if any).
+        """`elasticache:Connect` as the IAM user, to the active cache and the one being replaced or moved to (if any).
 
         The previous generation stays allowed while cdk.json keeps it: the version still taking traffic
-        during the canary signs in to it with this same role.
+        during the canary signs in to it with this same role. During a move (cache_move.py), both.
         """
         stack = cdk.Stack.of(self)
         arn = cdk.ArnFormat.COLON_RESOURCE_NAME

@@ -38,8 +38,9 @@ class StatefulStack(EnvironmentStack):
             **self.lifecycle,
         )
         self.cache_users = CacheUsers(self, "CacheUsers", environment=config.name, engine=config.cache.engine)
-        self.caches = [self._cache(cache_config) for cache_config in config.caches]
-        self.cache = self.caches[0]  # the active generation: the one the parameters point at
+        # A cache of its own stack (a blue/green move's: cache_stack.py) is not built here.
+        self.caches = [self._cache(cache_config) for cache_config in config.caches if not cache_config.own_stack]
+        self.cache = None if config.cache.own_stack else self.caches[0]  # the active generation, if it is here
         self.database = FlagDatabase(
             self,
             "Database",
@@ -92,10 +93,15 @@ class StatefulStack(EnvironmentStack):
             keys.ISOLATED_SUBNET_IDS: cdk.Fn.join(",", [subnet.subnet_id for subnet in network.vpc.isolated_subnets]),
             keys.FUNCTION_SECURITY_GROUP: network.function_security_group.security_group_id,
             keys.DATABASE_SECURITY_GROUP: network.database_security_group.security_group_id,
-            keys.CACHE_ENDPOINT: self.cache.endpoint_address,
-            keys.CACHE_NAME: self.cache.replication_group.ref,
+            keys.CACHE_SECURITY_GROUP: network.cache_security_group.security_group_id,
+            **self._published_cache(),
             keys.CACHE_IAM_USER: self.cache_users.service_user.ref,
             keys.DATABASE_HOST: self.database.endpoint_address,
             keys.DATABASE_INSTANCE: self.database.instance.instance_identifier,
             keys.DATABASE_SECRET_ARN: self.database.secret.secret_arn,
         }
+
+    def _published_cache(self) -> dict[str, str]:
+        if self.cache is None:
+            return {}
+        return {keys.CACHE_ENDPOINT: self.cache.endpoint_address, keys.CACHE_NAME: self.cache.replication_group.ref}

@@ -196,14 +196,14 @@ def _log_dir(cluster: Cluster) -> Path:
     return folder
 
 
-def _spawn_server(cluster: Cluster, index: int) -> FlagServer:
+def _spawn_server(cluster: Cluster, index: int, env: dict[str, str] | None = None) -> FlagServer:
     """Start one server; its stdout (Powertools logs and EMF metrics, large) is kept only with BENCH_SERVER_LOGS."""
     port, logs = free_port(), _log_dir(cluster)
     keep = os.environ.get("BENCH_SERVER_LOGS")
     stdout = open(logs / f"server-{index}.out", "wb") if keep else subprocess.DEVNULL  # noqa: SIM115
     stderr = open(logs / f"server-{index}.err", "wb")  # noqa: SIM115 - the child owns it
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.server"], cwd=REPO, env=_server_env(cluster, port),
+        [sys.executable, "-m", "local.server"], cwd=REPO, env=_server_env(cluster, port) | (env or {}),
         stdout=stdout, stderr=stderr, start_new_session=True,
     )  # fmt: skip
     return FlagServer(index, port, process)
@@ -218,6 +218,18 @@ def _wait_ready(cluster: Cluster, server: FlagServer, deadline: float) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"server {server.index} did not answer /health within {READY_SECONDS} s")
+
+
+def start_server(cluster: Cluster, index: int, env: dict[str, str] | None = None) -> FlagServer:
+    """Another process for server `index`, with `env` over the cluster's settings, once it answers /health: the
+    new version beside the old one in a rolling restart (the caller moves traffic to it, then stops the old)."""
+    server = _spawn_server(cluster, index, env)
+    try:
+        _wait_ready(cluster, server, time.monotonic() + READY_SECONDS)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 REDIS_ARGS = ("--maxmemory", "256mb", "--maxmemory-policy", "volatile-lru")

@@ -90,6 +90,7 @@ class _Conn:
             self.sock.close()
             raise OSError(code, os.strerror(code))
         self.connected = code == 0
+        self.port = port
         self.parser = ResponseParser()
         self.uses = 0
 
@@ -157,7 +158,18 @@ class OpenLoop:
         for stream in self.streams:
             while stream.due and (stream.idle or stream.busy < self.connections):
                 scheduled = stream.due.popleft()
-                self._start(stream, stream.idle.pop() if stream.idle else None, *stream.build(), scheduled)
+                self._start(stream, self._kept(stream), *stream.build(), scheduled)
+
+    @staticmethod
+    def _kept(stream: Stream) -> _Conn | None:
+        """An idle kept connection to the stream's port; one to a port the stream has left (a server replaced
+        by a new process, as a rolling restart does) is closed, so nothing is sent to the old process again."""
+        while stream.idle:
+            conn = stream.idle.pop()
+            if conn.port == stream.port:
+                return conn
+            conn.close()
+        return None
 
     def _start(self, stream: Stream, conn: _Conn | None, tag: str, request: bytes, scheduled: float) -> None:
         """Send one request on `conn`, or on a new connection once it is made (a failure is a failed reply)."""

@@ -25,12 +25,13 @@ Reported per drill:
 
 Two more drills run on clusters of their own, every read path of two servers read open loop, with the
 same columns and bars of their own: a Redis failover to a replica that missed the last write
-(failover.py), PostgreSQL silently unresponsive (blackhole.py) and, in a Redis Cluster, the death of the
-primary holding the environment's slot (cluster_failover.py).
+(failover.py), PostgreSQL silently unresponsive (blackhole.py), in a Redis Cluster the death of the
+primary holding the environment's slot (cluster_failover.py), and a blue/green move to a new Redis
+(bluegreen.py).
 
 `make drill` runs the long forms, prints one table, writes bench/results/drills.json and regenerates
 the README's Reliability section; `make test` runs the short forms (tests/integration/test_drills.py,
-test_failover.py, test_postgres_blackhole.py, test_cluster_failover.py).
+test_failover.py, test_postgres_blackhole.py, test_cluster_failover.py, test_bluegreen_move.py).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import Any
 from bench.common import report
 from bench.common.cluster import ClusterOptions, running_cluster
 from bench.common.results import results_file, write_results
-from bench.drills import blackhole, cluster_failover, failover
+from bench.drills import blackhole, bluegreen, cluster_failover, failover
 from bench.drills.catalog import DRILLS
 from bench.drills.runner import DrillPlan, Drills
 from bench.drills.summary import shortfalls, table
@@ -67,7 +68,7 @@ def run(short: bool, *, only: tuple[str, ...] = ()) -> dict[str, Any]:
         results = [drills.run(drill) for drill in chosen]
         machine = report.machine(cluster)
     own = {}
-    for module in (failover, blackhole, cluster_failover):
+    for module in (failover, blackhole, cluster_failover, bluegreen):
         if not only or module.NAME in only:
             own[module.NAME] = module.SHORT if short else module.LONG
             results.append(module.drill(own[module.NAME]))

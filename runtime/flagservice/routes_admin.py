@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 
 from flagservice import wiring
 from flagservice.auth import admin_actor
-from flagservice.errors import InvalidFlagError
+from flagservice.errors import CacheUnavailableError, InvalidFlagError, StoreUnavailableError
 from flagservice.flags.model import format_time
 from flagservice.http import if_match, json_object, json_response, query_int
 from flagservice.ports import HistoryEntry, WriteAction, WriteResult
@@ -110,3 +110,14 @@ def history(key: str) -> Response[str]:
 def cache_stats() -> Response[str]:
     _actor()
     return json_response(200, wiring.get_service().cache_stats(), NO_STORE)
+
+
+@router.post("/admin/cache/warm")
+def warm_cache() -> Response[str]:
+    """Fill the cache reads move to next with every flag (a blue/green cache move, docs/operations.md)."""
+    _actor()
+    try:
+        report = wiring.warm_next_cache()
+    except CacheUnavailableError as exc:
+        raise StoreUnavailableError(f"the cache to warm is unavailable: {str(exc)[:200]}") from None
+    return json_response(200, report.to_api(), NO_STORE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -48,6 +49,11 @@ class Settings(BaseModel):
     CONSOLE_SIGN_IN_URL: str | None = Field(default=None, pattern=r"^https://[A-Za-z0-9.-]+$")
     # true: REDIS_URL names any node of a cluster-mode-enabled cache (Redis Cluster), primary or replica.
     REDIS_CLUSTER_MODE: bool = False
+    # A blue/green cache move (docs/operations.md): the second cache, which every cache step also goes to,
+    # its replication group (IAM tokens are signed for it), and which of the two answers reads.
+    REDIS_SECONDARY_URL: str | None = Field(default=None, pattern=r"^rediss?://")
+    REDIS_SECONDARY_CACHE_NAME: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]*$")
+    REDIS_READ_FROM: Literal["primary", "secondary"] = "primary"
 
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:
@@ -82,6 +88,28 @@ class Settings(BaseModel):
         if all(given) and self.CONSOLE_USER_POOL_ID.split("_")[0] != self.CONSOLE_IDENTITY_POOL_ID.split(":")[0]:  # type: ignore[union-attr]
             raise ValueError("CONSOLE_USER_POOL_ID and CONSOLE_IDENTITY_POOL_ID must be in one region")
         return self
+
+    def _a_secondary_cache_is_complete(self) -> Settings:
+        secondary = self.REDIS_SECONDARY_URL
+        if self.REDIS_READ_FROM == "secondary" and not secondary:
+            raise ValueError("REDIS_READ_FROM=secondary needs REDIS_SECONDARY_URL")
+        if secondary and secondary.rstrip("/") == self.REDIS_URL.rstrip("/"):
+            raise ValueError("REDIS_SECONDARY_URL must name another cache than REDIS_URL")
+        if self.REDIS_SECONDARY_CACHE_NAME and not secondary:
+            raise ValueError("REDIS_SECONDARY_CACHE_NAME needs REDIS_SECONDARY_URL")
+        if secondary and self.REDIS_IAM_USER:
+            if not self.REDIS_SECONDARY_CACHE_NAME or self.REDIS_SECONDARY_CACHE_NAME == self.REDIS_CACHE_NAME:
+                raise ValueError("REDIS_SECONDARY_URL with REDIS_IAM_USER needs its own REDIS_SECONDARY_CACHE_NAME")
+            if not secondary.startswith("rediss://"):
+                raise ValueError("REDIS_SECONDARY_URL needs rediss:// with REDIS_IAM_USER (IAM requires TLS)")
+        return self
+
+    def secondary(self) -> Settings | None:
+        """The same settings pointed at the secondary cache (None outside a move)."""
+        if not self.REDIS_SECONDARY_URL:
+            return None
+        changes = {"REDIS_URL": self.REDIS_SECONDARY_URL, "REDIS_CACHE_NAME": self.REDIS_SECONDARY_CACHE_NAME}
+        return self.model_copy(update=changes | {"REDIS_SECONDARY_URL": None, "REDIS_SECONDARY_CACHE_NAME": None})
 
     @property
     def cors_origins(self) -> frozenset[str]:

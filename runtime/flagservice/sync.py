@@ -37,6 +37,9 @@ class CacheSync:
     cache: FlagCache
     reads: CacheAside
     passes: int = 0
+    # False for a cache that is not the one the outbox tracks (the inactive cache of a move: dual_cache.py):
+    # its replays must never mark rows applied that the active cache may still owe.
+    owns_outbox: bool = True
 
     def run_once(self) -> bool:
         """One comparison and repair; True when Redis was found consistent with PostgreSQL (or made so)."""
@@ -47,7 +50,7 @@ class CacheSync:
             state = self.repository.sync_state(recent_seconds=RECENT_SECONDS)
             self.reads.outbox_pending = state.pending
             self._repair(state)
-            if self.passes % PRUNE_EVERY == 0:
+            if self.owns_outbox and self.passes % PRUNE_EVERY == 0:
                 self.repository.prune_outbox(older_than_seconds=KEEP_SECONDS, limit=1000)
         except StoreUnavailableError as exc:
             logger.debug("background sync skipped: database", error=str(exc)[:200])
@@ -126,8 +129,9 @@ class CacheSync:
             flag = current.get(row.key)
             version = flag.version if flag is not None else row.version
             self.cache.apply_write(row.key, flag, version=version, revision=row.revision)
-        self.repository.clear_outbox([row.id for row in rows])
-        logger.info("outbox replayed", rows=len(rows))
+        if self.owns_outbox:
+            self.repository.clear_outbox([row.id for row in rows])
+        logger.info("outbox replayed", rows=len(rows), owns_outbox=self.owns_outbox)
 
 
 def sync_inline(reads: CacheAside, *, interval: float = 2 * INTERVAL) -> CacheAside:

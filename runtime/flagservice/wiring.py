@@ -15,13 +15,18 @@ from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.adapters.redis_cache import RedisFlagCache
 from flagservice.adapters.redis_pool import LazyCluster, PeakTrackingPool
 from flagservice.cache_aside import CacheAside
+from flagservice.cache_move import WarmReport, inactive_sync, warm_cache, warm_target
+from flagservice.dual_cache import DualWriteCache
+from flagservice.errors import CacheUnavailableError
 from flagservice.l1 import L1Cache
+from flagservice.ports import FlagCache
 from flagservice.service import FlagService
 from flagservice.settings import Settings, SettingsError, get_settings
 from flagservice.sync import CacheSync, SyncThread
 
 _service: FlagService | None = None
 _sync: SyncThread | None = None
+_inactive_sync: SyncThread | None = None  # the repair of the inactive cache during a move (dual_cache.py)
 
 
 def build_repository(settings: Settings) -> PostgresFlagRepository:
@@ -64,27 +69,56 @@ def build_cache(settings: Settings) -> RedisFlagCache:
     )
 
 
+def build_flag_cache(settings: Settings) -> RedisFlagCache | DualWriteCache:
+    """The one cache, or during a move (REDIS_SECONDARY_URL) both, reads from REDIS_READ_FROM's."""
+    primary = build_cache(settings)
+    secondary_settings = settings.secondary()
+    if secondary_settings is None:
+        return primary
+    secondary = build_cache(secondary_settings)
+    if settings.REDIS_READ_FROM == "secondary":
+        return DualWriteCache(secondary, primary)
+    return DualWriteCache(primary, secondary)
+
+
+def _syncs(repository: PostgresFlagRepository, cache: FlagCache, reads: CacheAside) -> list[SyncThread]:
+    """The active cache's background sync; during a move, the inactive cache's repair beside it."""
+    if not isinstance(cache, DualWriteCache):
+        return [SyncThread(CacheSync(repository, cache, reads))]
+    return [SyncThread(CacheSync(repository, cache.active, reads)), SyncThread(inactive_sync(repository, cache))]
+
+
+def warm_next_cache() -> WarmReport:
+    """Fill the cache reads move to next (the inactive one during a move) with every flag (docs/operations.md)."""
+    service = get_service()
+    target = warm_target(service.reads.cache)
+    if target is None:
+        raise CacheUnavailableError("no cache configured")
+    return warm_cache(service.reads.repository, target)
+
+
 def get_service() -> FlagService:
     """The container's one service; raises SettingsError on invalid settings (answered as 500).
 
     Also starts (once per process) the background sync that keeps Redis honest (sync.py).
     """
-    global _service, _sync
+    global _service, _sync, _inactive_sync
     if _service is None:
         settings = get_settings()
         with contextlib.ExitStack() as opened:  # a start-up failing halfway closes what it opened (pool threads)
             repository = build_repository(settings)
             opened.callback(repository.close)
-            cache = build_cache(settings)
+            cache = build_flag_cache(settings)
             l1: L1Cache[Any] = L1Cache(max_age=settings.L1_MAX_AGE_MS / 1000)
             reads = CacheAside(repository, cache, l1=l1)
-            sync = SyncThread(CacheSync(repository, cache, reads))
+            sync, *inactive = _syncs(repository, cache, reads)
             reads.on_suspect = sync.wake
             service = FlagService(repository, reads=reads)
             opened.pop_all()
-        _service, _sync = service, sync
-    if _sync is not None:
-        _sync.ensure_started()
+        _service, _sync, _inactive_sync = service, sync, (inactive[0] if inactive else None)
+    for thread in (_sync, _inactive_sync):
+        if thread is not None:
+            thread.ensure_started()
     return _service
 
 
@@ -103,9 +137,10 @@ def request_scope() -> Iterator[None]:
 
 def reset() -> None:
     """Forget the built service and settings (tests)."""
-    global _service, _sync
-    if _sync is not None:
-        _sync.stop()
+    global _service, _sync, _inactive_sync
+    for thread in (_sync, _inactive_sync):
+        if thread is not None:
+            thread.stop()
     _service = None
-    _sync = None
+    _sync = _inactive_sync = None
     get_settings.cache_clear()

@@ -111,7 +111,7 @@ class FlagCache(Construct):
         *,
         environment: str,
         config: CacheConfig,
-        user_group: elasticache.CfnUserGroup,
+        user_group: elasticache.CfnUserGroup | str,  # the group, or its id (from a stack of its own)
         vpc: ec2.IVpc,
         security_group: ec2.ISecurityGroup,
         log_retention: logs.RetentionDays,
@@ -166,7 +166,7 @@ class FlagCache(Construct):
         config: CacheConfig,
         subnet_group: elasticache.CfnSubnetGroup,
         security_group: ec2.ISecurityGroup,
-        user_group: elasticache.CfnUserGroup,
+        user_group: elasticache.CfnUserGroup | str,
     ) -> elasticache.CfnReplicationGroup:
         group = elasticache.CfnReplicationGroup(
             self,
@@ -182,7 +182,7 @@ class FlagCache(Construct):
             transit_encryption_enabled=True,
             transit_encryption_mode="required",
             at_rest_encryption_enabled=True,
-            user_group_ids=[user_group.ref],
+            user_group_ids=[user_group if isinstance(user_group, str) else user_group.ref],
             cache_parameter_group_name=self.parameter_group.ref,
             cache_subnet_group_name=subnet_group.ref,
             security_group_ids=[security_group.security_group_id],

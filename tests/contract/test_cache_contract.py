@@ -1,5 +1,6 @@
-"""The FlagCache contract: the same assertions against the fake, system Redis 7, embedded Redis 6.2 and a
-Redis Cluster (cluster mode: 3 primaries, 3 replicas)."""
+"""The FlagCache contract: the same assertions against the fake, system Redis 7, embedded Redis 6.2, a Redis
+Cluster (cluster mode: 3 primaries, 3 replicas), and the dual-write cache of a blue/green move (dual_cache.py)
+over two fakes and over both real servers."""
 
 from __future__ import annotations
 
@@ -8,18 +9,24 @@ from typing import Any
 
 import pytest
 
+from flagservice.dual_cache import DualWriteCache
 from flagservice.flags.model import FlagDefinition, StoredFlag
 from flagservice.ports import Guarded
 from tests.conftest import redis_cache
 from tests.fakes import InMemoryFlagCache
 
 
-@pytest.fixture(params=["fake", "redis-system", "redis-embedded", "redis-cluster"])
+@pytest.fixture(params=["fake", "redis-system", "redis-embedded", "redis-cluster", "dual-fake", "dual-redis"])
 def any_cache(request: pytest.FixtureRequest) -> Any:
     if request.param == "fake":
         return InMemoryFlagCache()
     if request.param == "redis-cluster":
         return redis_cache(request.getfixturevalue("redis_cluster").url, client={"cluster": True})
+    if request.param == "dual-fake":
+        return DualWriteCache(InMemoryFlagCache(), InMemoryFlagCache())
+    if request.param == "dual-redis":  # reads from Redis 7, every write step to Redis 6.2 too
+        active, inactive = (redis_cache(request.getfixturevalue(name)) for name in ("redis_url", "embedded_redis_url"))
+        return DualWriteCache(active, inactive)
     url = request.getfixturevalue("redis_url" if request.param == "redis-system" else "embedded_redis_url")
     return redis_cache(url)
 

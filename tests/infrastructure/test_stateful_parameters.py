@@ -42,7 +42,7 @@ def test_every_parameter_of_the_service_stack_is_one_its_stateful_stack_writes(
     for name in parameters:
         published(synthesis, environment, {"Ref": name})  # asserts the type and that it is written
     names = {parameter["Default"] for parameter in parameters.values()}
-    assert names == {f"/flagservice/{environment}/{key}" for key in keys.KEYS}
+    assert names == {f"/flagservice/{environment}/{key}" for key in keys.SERVICE_KEYS}
 
 
 def test_the_stateful_stack_writes_plain_string_parameters_under_its_environment(

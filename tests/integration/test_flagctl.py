@@ -206,3 +206,15 @@ def test_python_dash_m_flagctl_runs_from_the_checkout(server_url: str, tmp_path:
 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["key"] == key
+
+
+def test_warm_cache_fills_the_cache_with_every_flag_and_reports_none_behind(server_url: str, tmp_path: Path) -> None:
+    # Given a flag (outside a cache move, the cache to warm is the one cache)
+    key = fresh_key()
+    create(server_url, tmp_path, key)
+
+    code, out, err = flagctl(server_url, "warm-cache")
+
+    report = json.loads(out)
+    assert code == 0, err
+    assert report["flags"] >= 1 and report["stored"] == report["flags"] and report["behind"] == 0

@@ -69,6 +69,9 @@ def test_settings_fields_are_the_contract_variables() -> None:
         "CONSOLE_IDENTITY_POOL_ID",
         "CONSOLE_SIGN_IN_URL",
         "REDIS_CLUSTER_MODE",
+        "REDIS_SECONDARY_URL",
+        "REDIS_SECONDARY_CACHE_NAME",
+        "REDIS_READ_FROM",
     }
 
 
