@@ -89,6 +89,7 @@ class Settings(BaseModel):
             raise ValueError("CONSOLE_USER_POOL_ID and CONSOLE_IDENTITY_POOL_ID must be in one region")
         return self
 
+    @model_validator(mode="after")
     def _a_secondary_cache_is_complete(self) -> Settings:
         secondary = self.REDIS_SECONDARY_URL
         if self.REDIS_READ_FROM == "secondary" and not secondary:
