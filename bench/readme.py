@@ -4,6 +4,7 @@
     <!-- generated:consistency:start --> ... <!-- generated:consistency:end -->   from propagation.json, ordering.json
     <!-- generated:browser:start --> ... <!-- generated:browser:end -->           from browser.json
     <!-- generated:reliability:start --> ... <!-- generated:reliability:end -->   from drills.json
+    <!-- generated:warmup:start --> ... <!-- generated:warmup:end -->             from warmup.json
 
 Run by `make bench`, `make bench-peer`, `make bench-propagation`, `make bench-browser` and `make drill`
 after they write their results (never by `make test`); `python -m bench.readme` regenerates every section
@@ -24,7 +25,7 @@ from bench import REPO
 from bench.common import pyprofile
 from bench.common.results import RESULTS_DIR
 from bench.consistency import browser_propagation, ordering, propagation
-from bench.drills import suite
+from bench.drills import suite, warmup
 from bench.http import local_server
 from bench.peer import compare
 from bench.perf import in_process
@@ -154,11 +155,21 @@ def reliability(results: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+def warmed(results: dict[str, Any] | None) -> str:
+    """The warm-up drill (bench/drills/warmup.py): its one sentence, under the run's machine line."""
+    if results is None:
+        return warmup.summary(None)
+    plan = results["plan"]
+    return (f"{_machine(results)} {plan['flags']} flags, {plan['rate']:.0f} requests/s on each of 4 paths of "
+            f"2 servers.\n\n{warmup.summary(results['drill'])}")  # fmt: skip
+
+
 SECTIONS: dict[str, Callable[[Path], str]] = {
     "performance": performance,
     "consistency": _consistency,
     "browser": lambda results_dir: browser_propagation.section(_load(results_dir / "browser.json")),
     "reliability": lambda results_dir: reliability(_load(results_dir / "drills.json")),
+    "warmup": lambda results_dir: warmed(_load(results_dir / "warmup.json")),
 }
 
 

@@ -41,7 +41,7 @@ from typing import Any
 from bench.common import report
 from bench.common.cluster import ClusterOptions, running_cluster
 from bench.common.results import results_file, write_results
-from bench.drills import blackhole, failover
+from bench.drills import blackhole, failover, warmup
 from bench.drills.catalog import DRILLS
 from bench.drills.runner import DrillPlan, Drills
 from bench.drills.summary import shortfalls, table
@@ -66,7 +66,7 @@ def run(short: bool, *, only: tuple[str, ...] = ()) -> dict[str, Any]:
         results = [drills.run(drill) for drill in chosen]
         machine = report.machine(cluster)
     own = {}
-    for module in (failover, blackhole):
+    for module in (failover, blackhole, warmup):
         if not only or module.NAME in only:
             own[module.NAME] = module.SHORT if short else module.LONG
             results.append(module.drill(own[module.NAME]))

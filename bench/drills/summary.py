@@ -14,7 +14,7 @@ from bench.common import report
 from bench.common.load import Read, Write
 from bench.common.measure import percentile, write_delay
 from bench.common.readers import ReadLoop
-from bench.drills import blackhole, failover
+from bench.drills import blackhole, failover, warmup
 from bench.drills.catalog import Drill
 
 KILL_SWITCH = "kill-switch"
@@ -170,7 +170,7 @@ def _specific_missed(row: dict[str, Any], margin: float) -> list[str]:
 
 # Drills on clusters of their own, with every read path read open loop: their rows hold the same columns,
 # and their modules know their bars and notes.
-OWN_CLUSTER = {failover.NAME: failover, blackhole.NAME: blackhole}
+OWN_CLUSTER = {failover.NAME: failover, blackhole.NAME: blackhole, warmup.NAME: warmup}
 
 
 def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True) -> list[str]:
