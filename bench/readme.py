@@ -31,6 +31,8 @@ from bench.peer import compare
 from bench.perf import in_process
 
 README = REPO / "README.md"
+# Docs that quote a generated section too, each only between markers they already hold.
+QUOTED = {REPO / "docs" / "infrastructure.md": ("warmup",)}
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -192,6 +194,15 @@ def render(text: str, results_dir: Path) -> str:
     return text
 
 
+def quote_in_docs(results_dir: Path) -> None:
+    for path, names in QUOTED.items():
+        text = path.read_text()
+        for name in names:
+            if markers(name)[0] in text:
+                text = replace_section(text, name, SECTIONS[name](results_dir))
+        path.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readme", type=Path, default=README)
@@ -199,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.readme.write_text(render(args.readme.read_text(), args.results))
     print(f"updated the generated sections of {args.readme}")
+    if args.readme == README:  # the checkout's own docs, never beside a README given for a test
+        quote_in_docs(args.results)
     return 0
 
 

@@ -83,17 +83,20 @@ def hit_bins(readers: list[PathReader], since: float, until: float) -> list[dict
 
 
 def warm_after(bins: list[dict[str, Any]]) -> float | None:
-    """The end of the last bin below the bar (0.0 if none ever was); None if the last bin is still below it."""
-    below = [b for b in bins if b["hit_rate"] is not None and b["hit_rate"] < HIT_RATE_BAR]
+    """The end of the last bin below the bar (0.0 if none ever was); None if the last bin with answers is still
+    below it, or no bin had any."""
+    measured = [b for b in bins if b["hit_rate"] is not None]
+    below = [b for b in measured if b["hit_rate"] < HIT_RATE_BAR]
+    if not measured or (below and below[-1] is measured[-1]):
+        return None  # nothing answered, or the last half-second with answers is still below the bar
     if not below:
         return 0.0
-    if below[-1] is bins[-1]:
-        return None
     return round(below[-1]["from_s"] + BIN, 2)
 
 
 def _database_reads(cluster: Cluster) -> dict[str, int]:
-    return {"single_flag": cluster.flag_reads(), "flags_table": int(cluster.sql(FLAGS_TABLE_READS, ("%FROM flags%",))[0][0])}
+    every = cluster.sql(FLAGS_TABLE_READS, ("%FROM flags%",))[0][0]
+    return {"single_flag": cluster.flag_reads(), "flags_table": int(every)}
 
 
 def run(cluster: Cluster, plan: Plan) -> dict[str, Any]:
@@ -121,8 +124,17 @@ def run(cluster: Cluster, plan: Plan) -> dict[str, Any]:
     }
 
 
-def _row(readers: list[PathReader], plan: Plan, flushed: float, end: float, bins: list[dict[str, Any]],
-         baseline: list[dict[str, Any]], reads: dict[str, int], flip: Any, visible: float | None) -> dict[str, Any]:  # fmt: skip
+def _row(
+    readers: list[PathReader],
+    plan: Plan,
+    flushed: float,
+    end: float,
+    bins: list[dict[str, Any]],
+    baseline: list[dict[str, Any]],
+    reads: dict[str, int],
+    flip: Any,
+    visible: float | None,
+) -> dict[str, Any]:
     warm = warm_after(bins)
     rates = [b["hit_rate"] for b in bins if b["hit_rate"] is not None]
     return {

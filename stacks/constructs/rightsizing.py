@@ -20,14 +20,10 @@ from constructs import Construct
 from stacks.bundling import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, runtime_code
 from stacks.config import CacheConfig, RightsizingConfig
 from stacks.nag import acknowledge, logical_id
+from stacks.naming import rightsizing_function_name
 
 HANDLER = "flagservice.rightsizing.handler.lambda_handler"
 TIMEOUT = cdk.Duration.minutes(2)  # one GetMetricData request of 42 series x 2,160 hours, a few pages
-
-
-def rightsizing_function_name(environment: str) -> str:
-    """A fixed name, so `flagctl rightsize --env <env>` finds the function without asking CloudFormation."""
-    return f"flagservice-{environment}-rightsizing"
 
 
 class CacheRightsizing(Construct):
@@ -109,7 +105,9 @@ class CacheRightsizing(Construct):
             description="Cache right-sizing: its logs, CloudWatch metrics (read), the ops topic (publish)",
         )
         self.log_group.grant_write(role)
-        role.add_to_policy(iam.PolicyStatement(sid="CacheMetrics", actions=["cloudwatch:GetMetricData"], resources=["*"]))
+        role.add_to_policy(
+            iam.PolicyStatement(sid="CacheMetrics", actions=["cloudwatch:GetMetricData"], resources=["*"])
+        )
         topic.grant_publish(role)
         return role
 
@@ -128,6 +126,7 @@ class CacheRightsizing(Construct):
             alarm_description="The cache right-sizing function failed: no recommendation this time (see its logs)",
         )
         alarm.add_alarm_action(actions.SnsAction(topic))
+        alarm.add_ok_action(actions.SnsAction(topic))  # like every alarm of Monitoring: fires and clears
         return alarm
 
     def _acknowledge(self) -> None:

@@ -33,3 +33,5 @@ def test_warm_up_is_the_end_of_the_last_bin_below_the_bar() -> None:
     assert warmup.warm_after(bins(1.0, 1.0)) == 0.0
     assert warmup.warm_after(bins(0.5, 0.99, 0.98, None, 1.0)) == 3 * warmup.BIN
     assert warmup.warm_after(bins(1.0, 0.5)) is None
+    assert warmup.warm_after(bins(1.0, 0.5, None)) is None
+    assert warmup.warm_after(bins(None, None)) is None
