@@ -145,8 +145,8 @@ def reliability(results: dict[str, Any] | None) -> str:
         _machine(results),
         f"{results['servers']} server processes under open-loop load ({plan['rate']:.0f} reads/s each, latency from "
         f"each read's due time); each fault lasts {plan['fault']:.0f} s; the kill switch is flipped "
-        f"{plan['flip_after']:.0f} s into it; recovery is waited for up to {plan['recovery_cap']:.0f} s. The failover "
-        "and black-hole drills run on clusters of their own: 2 servers, every read path read open loop.",
+        f"{plan['flip_after']:.0f} s into it; recovery is waited for up to {plan['recovery_cap']:.0f} s. The failover, "
+        "black-hole and warm-up drills run on clusters of their own: 2 servers, every read path read open loop.",
         "",
         suite.table(results),
         "",

@@ -23,9 +23,9 @@ Reported per drill:
 - Redis commands per request (INFO commandstats, Lua's inner calls included) in the baseline and
   during the fault; database flag reads (pg_stat_statements) from the fault until recovery.
 
-Two more drills run on clusters of their own, every read path of two servers read open loop, with the
+Three more drills run on clusters of their own, every read path of two servers read open loop, with the
 same columns and bars of their own: a Redis failover to a replica that missed the last write
-(failover.py) and PostgreSQL silently unresponsive (blackhole.py).
+(failover.py), PostgreSQL silently unresponsive (blackhole.py) and an emptied cache warming up (warmup.py).
 
 `make drill` runs the long forms, prints one table, writes bench/results/drills.json and regenerates
 the README's Reliability section; `make test` runs the short forms (tests/integration/test_drills.py,

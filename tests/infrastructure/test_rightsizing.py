@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
+from stacks.bundling import runtime_files
 from stacks.config import EnvironmentConfig, RightsizingConfig, parse_environments, read_cdk_json
 from stacks.constructs.rightsizing import HANDLER
 from stacks.naming import rightsizing_function_name
@@ -110,3 +111,9 @@ def test_the_schedule_is_quarterly_unless_cdk_json_says_otherwise() -> None:
 def test_a_wrong_rightsizing_setting_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         RightsizingConfig.model_validate(bad)
+
+
+def test_the_price_table_travels_in_the_bundle() -> None:
+    bundled = {path.as_posix() for path in runtime_files()}
+
+    assert {"flagservice/rightsizing/prices.json", "flagservice/rightsizing/handler.py"} <= bundled
