@@ -107,10 +107,19 @@ def test_the_schedule_is_quarterly_unless_cdk_json_says_otherwise() -> None:
     assert RightsizingConfig().schedule == "cron(0 8 1 1,4,7,10 ? *)" and RightsizingConfig().lookback_days == 90
 
 
-@pytest.mark.parametrize("bad", [{"schedule": "every quarter"}, {"lookbackDays": 7}, {"lookbackDays": 500}, {"x": 1}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"schedule": "every quarter"}, {"schedule": "cron(0 8 1 * ?)"}, {"schedule": "rate(1 quarter)"},
+     {"lookbackDays": 7}, {"lookbackDays": 500}, {"x": 1}],
+)  # fmt: skip
 def test_a_wrong_rightsizing_setting_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         RightsizingConfig.model_validate(bad)
+
+
+@pytest.mark.parametrize("good", ["cron(0 8 1 1,4,7,10 ? *)", "cron(30 6 ? * MON *)", "rate(7 days)", "rate(1 day)"])
+def test_scheduler_expressions_are_accepted(good: str) -> None:
+    assert RightsizingConfig.model_validate({"schedule": good}).schedule == good
 
 
 def test_the_price_table_travels_in_the_bundle() -> None:
