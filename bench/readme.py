@@ -4,6 +4,7 @@
     <!-- generated:consistency:start --> ... <!-- generated:consistency:end -->   from propagation.json, ordering.json
     <!-- generated:browser:start --> ... <!-- generated:browser:end -->           from browser.json
     <!-- generated:reliability:start --> ... <!-- generated:reliability:end -->   from drills.json
+    <!-- generated:warmup:start --> ... <!-- generated:warmup:end -->             from warmup.json
 
 Run by `make bench`, `make bench-peer`, `make bench-propagation`, `make bench-browser` and `make drill`
 after they write their results (never by `make test`); `python -m bench.readme` regenerates every section
@@ -24,12 +25,14 @@ from bench import REPO
 from bench.common import pyprofile
 from bench.common.results import RESULTS_DIR
 from bench.consistency import browser_propagation, ordering, propagation
-from bench.drills import suite
+from bench.drills import suite, warmup
 from bench.http import local_server
 from bench.peer import compare
 from bench.perf import in_process
 
 README = REPO / "README.md"
+# Docs that quote a generated section too, each only between markers they already hold.
+QUOTED = {REPO / "docs" / "infrastructure.md": ("warmup",)}
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -143,8 +146,8 @@ def reliability(results: dict[str, Any] | None) -> str:
         f"{results['servers']} server processes under open-loop load ({plan['rate']:.0f} reads/s each, latency from "
         f"each read's due time); each fault lasts {plan['fault']:.0f} s; the kill switch is flipped "
         f"{plan['flip_after']:.0f} s into it; recovery is waited for up to {plan['recovery_cap']:.0f} s. The failover, "
-        "black-hole and Redis Cluster drills run on clusters of their own: 2 servers, every read path read open loop; "
-        "so does the blue/green cache move (2 servers, 3 in its long form, and two redis-servers).",
+        "black-hole, Redis Cluster and warm-up drills run on clusters of their own: 2 servers, every read path read "
+        "open loop; so does the blue/green cache move (2 servers, 3 in its long form, and two redis-servers).",
         "",
         suite.table(results),
         "",
@@ -155,11 +158,21 @@ def reliability(results: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+def warmed(results: dict[str, Any] | None) -> str:
+    """The warm-up drill (bench/drills/warmup.py): its one sentence, under the run's machine line."""
+    if results is None:
+        return warmup.summary(None)
+    plan = results["plan"]
+    return (f"{_machine(results)} {plan['flags']} flags, {plan['rate']:.0f} requests/s on each of 4 paths of "
+            f"2 servers.\n\n{warmup.summary(results['drill'])}")  # fmt: skip
+
+
 SECTIONS: dict[str, Callable[[Path], str]] = {
     "performance": performance,
     "consistency": _consistency,
     "browser": lambda results_dir: browser_propagation.section(_load(results_dir / "browser.json")),
     "reliability": lambda results_dir: reliability(_load(results_dir / "drills.json")),
+    "warmup": lambda results_dir: warmed(_load(results_dir / "warmup.json")),
 }
 
 
@@ -182,6 +195,15 @@ def render(text: str, results_dir: Path) -> str:
     return text
 
 
+def quote_in_docs(results_dir: Path) -> None:
+    for path, names in QUOTED.items():
+        text = path.read_text()
+        for name in names:
+            if markers(name)[0] in text:
+                text = replace_section(text, name, SECTIONS[name](results_dir))
+        path.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readme", type=Path, default=README)
@@ -189,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.readme.write_text(render(args.readme.read_text(), args.results))
     print(f"updated the generated sections of {args.readme}")
+    if args.readme == README:  # the checkout's own docs, never beside a README given for a test
+        quote_in_docs(args.results)
     return 0
 
 

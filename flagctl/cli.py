@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from flagctl.client import ApiError, AwsAuth, BearerAuth, FlagClient, FlagctlError
+from flagctl.rightsize import ENVIRONMENTS, invoke, lambda_client, render
 from flagctl.sigv4 import region_of
 
 DEFAULT_URL = "http://127.0.0.1:3000"
@@ -51,6 +52,8 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "warm-cache", help="fill the cache reads move to next with every flag (a cache move, docs/operations.md)"
     )
+    rightsize = commands.add_parser("rightsize", help="run the cache right-sizing function now, print its advice")
+    rightsize.add_argument("--env", required=True, choices=ENVIRONMENTS, help="the environment whose cache to judge")
     for sub in (put, kill, revert):
         sub.add_argument("--if-match", help="only if the flag is at this version (N or *)")
     return top
@@ -127,6 +130,15 @@ def _write(args: argparse.Namespace, client: FlagClient, stdin: TextIO) -> Any:
     return client.revert(args.key, args.version, if_match=args.if_match)
 
 
+def rightsize(args: argparse.Namespace, out: TextIO, client: Any) -> int:
+    found = invoke(client, args.env)
+    if args.json:
+        show(found, out)
+    else:
+        out.write(render(found) + "\n")
+    return 0
+
+
 def _enabled(after: dict[str, Any] | None) -> str:
     return "deleted" if after is None else str(after.get("enabled")).lower()
 
@@ -136,6 +148,8 @@ def main(
 ) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.command == "rightsize":
+            return rightsize(args, out, lambda_client(region=args.region, profile=args.profile))
         client = FlagClient(args.url, auth=auth_for(args), api_key=args.api_key)
         run(args, client, out, err, stdin)
     except ApiError as error:

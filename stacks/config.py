@@ -163,6 +163,19 @@ class AlarmConfig(_Section):
     kill_switch_notifications: bool = False
 
 
+SCHEDULE_EXPRESSION = r"^(cron\((\S+ ){5}\S+\)|rate\(\d+ (minute|hour|day)s?\))$"
+
+
+class RightsizingConfig(_Section):
+    """The cache right-sizing function (issue 19): when EventBridge Scheduler runs it, and the window it reads."""
+
+    # EventBridge Scheduler's syntax (six cron fields, or a rate); the default is quarterly: 08:00 UTC on
+    # 1 January, April, July and October.
+    schedule: str = Field(default="cron(0 8 1 1,4,7,10 ? *)", pattern=SCHEDULE_EXPRESSION)
+    # CloudWatch keeps hourly data 455 days; the rule needs 14 days of it (rightsizing/rule.py).
+    lookback_days: int = Field(default=90, ge=14, le=455)
+
+
 class EnvironmentConfig(_Section):
     """Everything that differs between dev, staging and prod."""
 
@@ -180,6 +193,7 @@ class EnvironmentConfig(_Section):
     function: FunctionConfig
     api: ApiConfig
     alarms: AlarmConfig
+    rightsizing: RightsizingConfig = RightsizingConfig()
 
     @field_validator("log_retention_days")
     @classmethod

@@ -43,3 +43,8 @@ def cache_default_user_id(environment: str) -> str:
 
 def cache_user_group_id(environment: str) -> str:
     return f"flags-{environment}-users"
+
+
+def rightsizing_function_name(environment: str) -> str:
+    """The cache right-sizing function's fixed name: `flagctl rightsize --env <env>` finds it without CloudFormation."""
+    return f"flagservice-{environment}-rightsizing"

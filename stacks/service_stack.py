@@ -24,6 +24,7 @@ from stacks.constructs.database_proxy import FlagDatabaseProxy
 from stacks.constructs.flag_function import FlagFunction, flag_settings
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.operators import FlagOperators
+from stacks.constructs.rightsizing import CacheRightsizing
 from stacks.constructs.stateful_parameters import StatefulReferences, cache_parameter_keys
 from stacks.environment_stack import EnvironmentStack
 from stacks.naming import SERVICE_NAME, cache_group_id, cache_iam_user_id, metrics_namespace
@@ -95,6 +96,17 @@ class ServiceStack(EnvironmentStack):
             api_logical_id=self.api.logical_id,
             reader_key_id=self.api.api_key.key_id,
         )
+        self.rightsizing = CacheRightsizing(
+            self,
+            "Rightsizing",
+            environment_name=config.name,
+            cache=config.cache,
+            cache_group_id=self.stateful.cache_name,
+            settings=config.rightsizing,
+            topic=self.monitoring.alarm_topic,
+            alarm_actions_enabled=config.alarms.actions_enabled,
+            **self.lifecycle,
+        )
         self._outputs()
 
     def _proxy(self) -> FlagDatabaseProxy:
@@ -150,6 +162,7 @@ class ServiceStack(EnvironmentStack):
             "ConsoleUrl": (self.console_sign_in.console_url, "The web console (people sign in through Cognito)"),
             "ConsoleUserPoolId": (self.console_sign_in.user_pool.user_pool_id, "Console users: docs/operations.md"),
             "FunctionName": (self.flags.function.function_name, "The flag function"),
+            "RightsizingFunctionName": (self.rightsizing.function.function_name, "flagctl rightsize --env ..."),
             "DeploymentGroupName": (self.canary.deployment_group.deployment_group_name, "CodeDeploy canary"),
             "DeploymentApplicationName": (
                 self.canary.deployment_group.application.application_name,

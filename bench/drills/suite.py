@@ -23,15 +23,16 @@ Reported per drill:
 - Redis commands per request (INFO commandstats, Lua's inner calls included) in the baseline and
   during the fault; database flag reads (pg_stat_statements) from the fault until recovery.
 
-Two more drills run on clusters of their own, every read path of two servers read open loop, with the
+Five more drills run on clusters of their own, every read path of two servers read open loop, with the
 same columns and bars of their own: a Redis failover to a replica that missed the last write
 (failover.py), PostgreSQL silently unresponsive (blackhole.py), in a Redis Cluster the death of the
-primary holding the environment's slot (cluster_failover.py), and a blue/green move to a new Redis
-(bluegreen.py).
+primary holding the environment's slot (cluster_failover.py), a blue/green move to a new Redis
+(bluegreen.py) and an emptied cache warming up (warmup.py).
 
 `make drill` runs the long forms, prints one table, writes bench/results/drills.json and regenerates
 the README's Reliability section; `make test` runs the short forms (tests/integration/test_drills.py,
-test_failover.py, test_postgres_blackhole.py, test_cluster_failover.py, test_bluegreen_move.py).
+test_failover.py, test_postgres_blackhole.py, test_cluster_failover.py, test_bluegreen_move.py,
+test_warmup.py).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import Any
 from bench.common import report
 from bench.common.cluster import ClusterOptions, running_cluster
 from bench.common.results import results_file, write_results
-from bench.drills import blackhole, bluegreen, cluster_failover, failover
+from bench.drills import blackhole, bluegreen, cluster_failover, failover, warmup
 from bench.drills.catalog import DRILLS
 from bench.drills.runner import DrillPlan, Drills
 from bench.drills.summary import shortfalls, table
@@ -68,7 +69,7 @@ def run(short: bool, *, only: tuple[str, ...] = ()) -> dict[str, Any]:
         results = [drills.run(drill) for drill in chosen]
         machine = report.machine(cluster)
     own = {}
-    for module in (failover, blackhole, cluster_failover, bluegreen):
+    for module in (failover, blackhole, cluster_failover, bluegreen, warmup):
         if not only or module.NAME in only:
             own[module.NAME] = module.SHORT if short else module.LONG
             results.append(module.drill(own[module.NAME]))

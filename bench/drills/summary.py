@@ -14,7 +14,7 @@ from bench.common import report
 from bench.common.load import Read, Write
 from bench.common.measure import percentile, write_delay
 from bench.common.readers import ReadLoop
-from bench.drills import blackhole, bluegreen, cluster_failover, failover
+from bench.drills import blackhole, bluegreen, cluster_failover, failover, warmup
 from bench.drills.catalog import Drill
 
 KILL_SWITCH = "kill-switch"
@@ -170,7 +170,7 @@ def _specific_missed(row: dict[str, Any], margin: float) -> list[str]:
 
 # Drills on clusters of their own, with every read path read open loop: their rows hold the same columns,
 # and their modules know their bars and notes.
-OWN_CLUSTER = {module.NAME: module for module in (failover, blackhole, cluster_failover, bluegreen)}
+OWN_CLUSTER = {module.NAME: module for module in (failover, blackhole, cluster_failover, bluegreen, warmup)}
 
 
 def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True) -> list[str]:

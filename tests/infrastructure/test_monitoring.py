@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Capture, Match, Matcher, Template
 
 from stacks.config import EnvironmentConfig
-from tests.infrastructure.conftest import Synthesis
+from tests.infrastructure.conftest import Synthesis, function_id
 
 ALARM = "AWS::CloudWatch::Alarm"
 MONITORING = Match.string_like_regexp("^flagservice-")  # the Monitoring unit's alarm names; the canary's have none
@@ -380,15 +380,16 @@ def test_errors_of_every_version_page_people_and_never_roll_a_deployment_back(se
     rolls_back = {alarm["Name"]["Ref"] for alarm in rollback.as_array()}
 
     # Then one alarm of ours reads Lambda's Errors of every version (through the alias or not) and pages
-    service_template.resource_properties_count_is(ALARM, {"AlarmName": MONITORING, "MetricName": "Errors"}, 1)
+    flag_function = {"Ref": function_id(service_template, "flagservice.handler.lambda_handler")}
+    by_function = [{"Name": "FunctionName", "Value": flag_function}]
+    errors = {"AlarmName": MONITORING, "MetricName": "Errors", "Dimensions": by_function}
+    service_template.resource_properties_count_is(ALARM, errors, 1)
     service_template.has_resource_properties(
         ALARM,
         {
-            "AlarmName": MONITORING,
-            "MetricName": "Errors",
+            **errors,
             "Namespace": "AWS/Lambda",
             "Statistic": "Sum",
-            "Dimensions": [{"Name": "FunctionName", "Value": Match.any_value()}],
             "AlarmActions": [alarm_topic(service_template)],
         },
     )
