@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -72,3 +73,12 @@ def test_every_role_the_identity_pool_can_hand_out_is_for_signed_in_people_of_th
 def test_the_console_client_signs_people_in_through_the_hosted_ui_only(service_template: Template) -> None:
     (client,) = service_template.find_resources("AWS::Cognito::UserPoolClient").values()
     assert client["Properties"].get("ExplicitAuthFlows") == ["ALLOW_REFRESH_TOKEN_AUTH"]
+
+
+def test_the_access_log_names_the_console_person_not_only_the_group_role_they_share(
+    service_template: Template,
+) -> None:
+    """A viewer's refused write never reaches the function (no audit entry): only the access log sees it."""
+    (stage,) = service_template.find_resources("AWS::ApiGateway::Stage").values()
+    fields = json.loads(stage["Properties"]["AccessLogSetting"]["Format"])
+    assert fields.get("person") == "$context.identity.cognitoAuthenticationProvider"
