@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,3 +83,19 @@ def test_the_access_log_names_the_console_person_not_only_the_group_role_they_sh
     (stage,) = service_template.find_resources("AWS::ApiGateway::Stage").values()
     fields = json.loads(stage["Properties"]["AccessLogSetting"]["Format"])
     assert fields.get("person") == "$context.identity.cognitoAuthenticationProvider"
+
+
+def test_a_stolen_console_account_can_be_cut_off_at_once_as_the_runbook_says(
+    service_template_json: dict[str, Any],
+) -> None:
+    """Global sign-out and disabling the user stop new credentials, not the hour-long ones already issued."""
+    output = service_template_json["Outputs"]["ConsoleEditorsRoleName"]
+    (role,) = [
+        name
+        for name, body in service_template_json["Resources"].items()
+        if body["Type"] == "AWS::IAM::Role" and "flag-editors" in str(body["Properties"].get("Description", ""))
+    ]
+    assert output["Value"] == {"Ref": role}
+    runbook = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    section = runbook[runbook.index("## Console users") :].split("\n## ", 1)[0]
+    assert "aws:TokenIssueTime" in section and "ConsoleEditorsRoleName" in section
