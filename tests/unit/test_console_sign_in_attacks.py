@@ -74,3 +74,30 @@ def test_odd_provider_strings_are_recorded_by_role_and_identity(
     identity = cognito_identity(provider)
     assert written_by(user_arn=ROLE_ARN, identity=identity) == (201, f"{ROLE_ARN} ({identity['cognitoIdentityId']})")
     assert call("GET", "/console").status == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/..%2Fadmin%2Fflags",
+        "/console/%2e%2e/flags/checkout",
+        "/console/../admin/flags",
+        "/console/../flags/checkout",
+        "/console/..",
+        "/console//app.js",
+        "/console/app.js%00",
+        "/console/index.html",  # the page only at /console, where its CSP is set
+        "/console/routes.py",
+        "/console/__init__.py",
+        "/console/" + "a" * 100_000,
+    ],
+)
+def test_console_paths_serve_nothing_but_console_assets(local: FlagService, path: str) -> None:
+    answer = call("GET", path, query={"q": "<script>" * 1000})
+    assert (answer.status, answer.json["errorCode"]) == (404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"])
+def test_the_console_answers_get_only(local: FlagService, method: str) -> None:
+    answer = call(method, "/console")
+    assert (answer.status, answer.headers.get("allow")) == (405, "GET")
