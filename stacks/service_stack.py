@@ -161,6 +161,10 @@ class ServiceStack(EnvironmentStack):
             "AlarmTopicArn": (self.monitoring.alarm_topic.topic_arn, "Subscribe on-call to the alarms"),
             "ConsoleUrl": (self.console_sign_in.console_url, "The web console (people sign in through Cognito)"),
             "ConsoleUserPoolId": (self.console_sign_in.user_pool.user_pool_id, "Console users: docs/operations.md"),
+            "ConsoleEditorsRoleName": (
+                self.console_sign_in.editors_role.role_name,
+                "Cut off live console credentials at once: docs/operations.md, console users",
+            ),
             "FunctionName": (self.flags.function.function_name, "The flag function"),
             "RightsizingFunctionName": (self.rightsizing.function.function_name, "flagctl rightsize --env ..."),
             "DeploymentGroupName": (self.canary.deployment_group.deployment_group_name, "CodeDeploy canary"),

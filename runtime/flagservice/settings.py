@@ -75,16 +75,12 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _console_sign_in_together(self) -> Settings:
-        given = [
-            self.CONSOLE_USER_POOL_ID,
-            self.CONSOLE_CLIENT_ID,
-            self.CONSOLE_IDENTITY_POOL_ID,
-            self.CONSOLE_SIGN_IN_URL,
-        ]
-        if any(given) and not all(given):
-            raise ValueError(
-                "CONSOLE_USER_POOL_ID, CONSOLE_CLIENT_ID, CONSOLE_IDENTITY_POOL_ID and CONSOLE_SIGN_IN_URL go together"
-            )
+        names = ("CONSOLE_USER_POOL_ID", "CONSOLE_CLIENT_ID", "CONSOLE_IDENTITY_POOL_ID", "CONSOLE_SIGN_IN_URL")
+        given = [getattr(self, name) for name in names]
+        missing = [name for name, value in zip(names, given, strict=True) if not value]
+        if any(given) and missing:
+            # Name what is missing: a typo in one of four similar names is otherwise hard to spot.
+            raise ValueError(f"{' and '.join(missing)} missing: {', '.join(names)} go together")
         if all(given) and self.CONSOLE_USER_POOL_ID.split("_")[0] != self.CONSOLE_IDENTITY_POOL_ID.split(":")[0]:  # type: ignore[union-attr]
             raise ValueError("CONSOLE_USER_POOL_ID and CONSOLE_IDENTITY_POOL_ID must be in one region")
         return self

@@ -36,6 +36,8 @@ ACCESS_LOG_FIELDS = {
     "time": "$context.requestTimeEpoch",
     "ip": "$context.identity.sourceIp",
     "caller": "$context.identity.userArn",
+    # Console people all sign as their group's role (one userArn per group): the user pool user tells them apart.
+    "person": "$context.identity.cognitoAuthenticationProvider",
     "apiKeyId": "$context.identity.apiKeyId",
     "method": "$context.httpMethod",
     "path": "$context.path",

@@ -106,7 +106,9 @@ class ConsoleSignIn(Construct):
         return self.user_pool.add_client(
             "Console",
             generate_secret=False,  # a browser keeps no secret: PKCE protects the code instead
-            auth_flows=cognito.AuthFlow(),  # only the hosted UI signs people in
+            # None named here, so Cognito still allows SRP and custom auth through its API beside the hosted UI
+            # (tests/infrastructure/test_console_sign_in_attacks.py, xfail): MFA and threat protection apply to both.
+            auth_flows=cognito.AuthFlow(),
             o_auth=cognito.OAuthSettings(
                 flows=cognito.OAuthFlows(authorization_code_grant=True),
                 scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL],

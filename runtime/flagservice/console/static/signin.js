@@ -62,6 +62,7 @@ export class CognitoSession {
     this.credentials = null; // {accessKeyId, secretAccessKey, sessionToken, expires (ms)}
     this.renewing = null;
     this.clockOffsetMs = 0; // the service's clock minus this computer's: signatures and expiry go by it
+    this.signedOut = 0; // how many times forget() ran: a renewal started before one must not store anything
   }
 
   now() {
@@ -124,8 +125,13 @@ export class CognitoSession {
     history.replaceState(null, "", this.redirectUri + location.hash); // the code is single-use: off the address bar
     const pending = JSON.parse(sessionStorage.getItem(PENDING_KEY) || "null");
     sessionStorage.removeItem(PENDING_KEY);
+    // Only an answer to this tab's own request counts: a link anyone can craft (?error=...&error_description=
+    // "call this number") must neither put its words on this page nor end the session this tab has.
+    if (!pending || params.get("state") !== pending.state) {
+      if (this.signedIn) return false;
+      throw new SignInNeeded("Sign-in failed: the answer was not for this tab. Sign in again.");
+    }
     if (params.has("error")) throw new SignInNeeded(`Sign-in failed: ${params.get("error_description") || params.get("error")}`);
-    if (!pending || params.get("state") !== pending.state) throw new SignInNeeded("Sign-in failed: the answer was not for this tab. Sign in again.");
     const tokens = await this.token({
       grant_type: "authorization_code", code: params.get("code"), redirect_uri: this.redirectUri, code_verifier: pending.verifier,
     });
@@ -159,8 +165,14 @@ export class CognitoSession {
   async renew() {
     const session = this.stored;
     if (!session?.idToken) throw new SignInNeeded("Sign in to continue.");
+    const signedOut = this.signedOut;
+    // Sign-out can happen while a renewal waits on Cognito: what it brings back then must not sign the tab in again.
+    const stillSignedIn = () => {
+      if (this.signedOut !== signedOut) throw new SignInNeeded("Signed out.");
+    };
     if (this.expiresSoon((claimsOf(session.idToken).exp || 0) * 1000)) {
       const tokens = await this.token({ grant_type: "refresh_token", refresh_token: session.refreshToken });
+      stillSignedIn();
       session.idToken = tokens.id_token;
       this.store(session);
     }
@@ -168,9 +180,11 @@ export class CognitoSession {
     const logins = { [`cognito-idp.${region}.amazonaws.com/${userPoolId}`]: session.idToken };
     if (!session.identityId) {
       session.identityId = (await postJson(identityUrl, "GetId", { IdentityPoolId: identityPoolId, Logins: logins })).IdentityId;
+      stillSignedIn();
       this.store(session);
     }
     const { Credentials: got } = await postJson(identityUrl, "GetCredentialsForIdentity", { IdentityId: session.identityId, Logins: logins });
+    stillSignedIn();
     this.credentials = { accessKeyId: got.AccessKeyId, secretAccessKey: got.SecretKey, sessionToken: got.SessionToken, expires: got.Expiration * 1000 };
     return this.credentials;
   }
@@ -192,6 +206,7 @@ export class CognitoSession {
   }
 
   forget() {
+    this.signedOut += 1;
     this.credentials = null;
     sessionStorage.removeItem(SESSION_KEY);
   }
