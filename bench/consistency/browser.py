@@ -206,16 +206,22 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(
-    redis: ServerProcess, database_url: str, site: StaticSite, browser: Browser, workdir: Path
+    redis: ServerProcess,
+    database_url: str,
+    site: StaticSite,
+    browser: Browser,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """Both servers started on `redis` and `database_url` (migrated), stopped by pid at the end.
+    """Both servers started on `redis` and `database_url` (migrated), stopped by pid at the end; `extra_env`
+    adds settings to both (DEV_EVENTS=channel: the push channel's stand-in instead of the SSE stream).
 
     Redis stays the caller's to stop, as `stack.redis`: a Redis outage case replaces it with the restarted one.
     """
     flags_env = f"browser{uuid.uuid4().hex[:8]}"
     env = functools.partial(service_env, redis.url, database_url, flags_env)
-    primary = LocalService("primary", env(workers=2), workdir / "primary.log")
-    other = LocalService("other", env(workers=1), workdir / "other.log")
+    primary = LocalService("primary", {**env(workers=2), **(extra_env or {})}, workdir / "primary.log")
+    other = LocalService("other", {**env(workers=1), **(extra_env or {})}, workdir / "other.log")
     try:
         primary.start()
         other.start()

@@ -14,10 +14,10 @@ from flagservice import wiring
 from flagservice.errors import FlagNotFoundError, InvalidContextError, about_flag
 from flagservice.flags.model import is_valid_key
 from flagservice.http import json_object, json_response, query_str, read_headers
+from flagservice.push.advertise import event_streams
 from flagservice.settings import get_settings
 
 router = APIGatewayRouter()
-INACTIVITY_DELAY = 120  # seconds a hidden page keeps its stream before the provider closes it
 SINGLE = "/ofrep/v1/evaluate/flags/"
 
 
@@ -66,10 +66,9 @@ def evaluate_flags() -> Response[str]:
     if bulk.answers is None:
         return Response(status_code=304, body="", headers=headers)
     body: dict[str, Any] = {"flags": [item.to_ofrep() for item in bulk.answers]}
-    stream = get_settings().EVENT_STREAM_URL
-    if stream:
-        url = f"{stream}{'&' if '?' in stream else '?'}since={bulk.revision}"
-        body["eventStreams"] = [{"type": "sse", "url": url, "inactivityDelaySec": INACTIVITY_DELAY}]
+    streams = event_streams(get_settings(), bulk.revision)
+    if streams:
+        body["eventStreams"] = streams
     return json_response(200, body, headers)
 
 

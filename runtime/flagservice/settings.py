@@ -40,6 +40,13 @@ class Settings(BaseModel):
     DB_PREPARED_STATEMENTS: bool = True  # false behind RDS Proxy, which pins sessions that prepare
     CORS_ALLOWED_ORIGINS: str | None = Field(default=None, pattern=r"^(\*|https?://[^,\s]+(,https?://[^,\s]+)*)$")
     EVENT_STREAM_URL: str | None = Field(default=None, pattern=r"^(https?|wss?)://\S+$")
+    # The deployed push channel (issue 17): advertised instead of EVENT_STREAM_URL when set.
+    PUSH_CHANNEL_URL: str | None = Field(default=None, pattern=r"^wss?://[^\s?#]+$")
+    PUSH_CHANNEL_HOST: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:-]{1,255}$")
+    PUSH_TOKEN_SECRET: str | None = Field(default=None, min_length=32)
+    PUSH_TOKEN_SECRET_ARN: str | None = Field(default=None, pattern=r"^arn:")
+    PUSH_PUBLISHER_FUNCTION: str | None = Field(default=None, pattern=r"^[A-Za-z0-9:_.-]{1,170}$")
+    PUSH_PUBLISH_URL: str | None = Field(default=None, pattern=r"^https?://\S+$")
 
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:
@@ -57,6 +64,14 @@ class Settings(BaseModel):
             raise ValueError("set only one of REDIS_IAM_USER and REDIS_AUTH_SECRET_ARN")
         if self.REDIS_IAM_USER and not self.REDIS_URL.startswith("rediss://"):
             raise ValueError("REDIS_IAM_USER needs a rediss:// REDIS_URL (IAM authentication requires TLS)")
+        return self
+
+    @model_validator(mode="after")
+    def _push_channel_credential(self) -> Settings:
+        if self.PUSH_CHANNEL_URL and not (self.PUSH_TOKEN_SECRET or self.PUSH_TOKEN_SECRET_ARN):
+            raise ValueError("PUSH_CHANNEL_URL needs PUSH_TOKEN_SECRET or PUSH_TOKEN_SECRET_ARN (its credential)")
+        if self.PUSH_TOKEN_SECRET and self.PUSH_TOKEN_SECRET == self.ADMIN_TOKEN:
+            raise ValueError("PUSH_TOKEN_SECRET must not be the admin token")
         return self
 
     @property

@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flagservice.cache_aside import CacheAside
 from flagservice.errors import CacheUnavailableError, StoreUnavailableError
 from flagservice.ports import FlagCache, FlagRepository, OutboxEntry, SyncState
+from flagservice.push.publish import ChangePublisher, NoPublisher
 from flagservice.telemetry import logger
 
 INTERVAL = 1.0
@@ -37,6 +38,7 @@ class CacheSync:
     cache: FlagCache
     reads: CacheAside
     passes: int = 0
+    publisher: ChangePublisher = field(default_factory=NoPublisher)
 
     def run_once(self) -> bool:
         """One comparison and repair; True when Redis was found consistent with PostgreSQL (or made so)."""
@@ -70,6 +72,7 @@ class CacheSync:
         self.reads.synced(state.revision)
 
     def _apply_repairs(self, state: SyncState, cached: int | None, lost: bool) -> None:
+        before = cached
         if cached is None:  # flushed or restarted empty: nothing old is left, fills come from PostgreSQL
             self.cache.seed_revision(state.revision)
             cached = state.revision
@@ -86,6 +89,10 @@ class CacheSync:
             self._replay(rows)
         self._replay_keys(self._outdated(state))
         self.cache.seed_revision(state.revision)
+        # Writes whose own cache step failed were never announced; nor was a revision Redis lacked (a read may
+        # have seeded it meanwhile): one message with the newest revision covers them all.
+        if rows or before is None or before < state.revision:
+            self.publisher.publish(state.revision)
 
     def _owed(self, state: SyncState, cached: int, lost: bool) -> list[OutboxEntry]:
         rows: dict[int, OutboxEntry] = {}

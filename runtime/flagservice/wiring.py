@@ -16,6 +16,7 @@ from flagservice.adapters.redis_cache import RedisFlagCache
 from flagservice.adapters.redis_pool import PeakTrackingPool
 from flagservice.cache_aside import CacheAside
 from flagservice.l1 import L1Cache
+from flagservice.push.publish import ChangePublisher, HttpChannelPublisher, LambdaInvokePublisher, NoPublisher
 from flagservice.service import FlagService
 from flagservice.settings import Settings, SettingsError, get_settings
 from flagservice.sync import CacheSync, SyncThread
@@ -61,6 +62,15 @@ def build_cache(settings: Settings) -> RedisFlagCache:
     )
 
 
+def build_publisher(settings: Settings) -> ChangePublisher:
+    """Deployed: the publisher function (asynchronous invoke); locally: the stand-in channel; else nothing."""
+    if settings.PUSH_PUBLISHER_FUNCTION:
+        return LambdaInvokePublisher(settings.PUSH_PUBLISHER_FUNCTION, settings.FLAGS_ENV)
+    if settings.PUSH_PUBLISH_URL:
+        return HttpChannelPublisher(settings.PUSH_PUBLISH_URL, settings.FLAGS_ENV)
+    return NoPublisher()
+
+
 def get_service() -> FlagService:
     """The container's one service; raises SettingsError on invalid settings (answered as 500).
 
@@ -75,9 +85,10 @@ def get_service() -> FlagService:
             cache = build_cache(settings)
             l1: L1Cache[Any] = L1Cache(max_age=settings.L1_MAX_AGE_MS / 1000)
             reads = CacheAside(repository, cache, l1=l1)
-            sync = SyncThread(CacheSync(repository, cache, reads))
+            publisher = build_publisher(settings)
+            sync = SyncThread(CacheSync(repository, cache, reads, publisher=publisher))
             reads.on_suspect = sync.wake
-            service = FlagService(repository, reads=reads)
+            service = FlagService(repository, reads=reads, publisher=publisher)
             opened.pop_all()
         _service, _sync = service, sync
     if _sync is not None:

@@ -4,6 +4,7 @@
 // in window.probe.changes; provider events go to window.probe.events (for diagnosis only).
 import { OpenFeature, ProviderEvents } from '@openfeature/web-sdk';
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
+import { installFlagChannel } from '../../../web/flag-channel.js';
 
 const query = new URLSearchParams(window.location.search);
 const flag = query.get('flag');
@@ -40,6 +41,7 @@ for (const type of [ProviderEvents.Ready, ProviderEvents.ConfigurationChanged, P
     observe(type);
   });
 }
+installFlagChannel(); // the deployed push channel's adapter: SSE URLs still go to the browser's EventSource
 const provider = new OFREPWebProvider({ baseUrl: query.get('service'), pollInterval: 0 });
 OpenFeature.setProviderAndWait(provider)
   .then(() => {
