@@ -48,7 +48,7 @@ class FlagService:
         self._repository = repository
         self._publisher = publisher or NoPublisher()
         # Without a CacheAside of its own (tests, embedders), the sync runs inline when Redis is suspect.
-        self.reads = reads or sync_inline(CacheAside(repository, cache))
+        self.reads = reads or sync_inline(CacheAside(repository, cache), publisher=self._publisher)
         self._started = datetime.now(UTC)
 
     @contextlib.contextmanager

@@ -135,12 +135,14 @@ class CacheSync:
         logger.info("outbox replayed", rows=len(rows))
 
 
-def sync_inline(reads: CacheAside, *, interval: float = 2 * INTERVAL) -> CacheAside:
+def sync_inline(
+    reads: CacheAside, *, interval: float = 2 * INTERVAL, publisher: ChangePublisher | None = None
+) -> CacheAside:
     """Run the sync in the calling thread: when the read path suspects Redis, and at most every `interval`
     on a read (tests and embedders; deployed and local servers run a SyncThread instead, off the read path)."""
     if reads.cache is None:
         return reads
-    sync = CacheSync(reads.repository, reads.cache, reads)
+    sync = CacheSync(reads.repository, reads.cache, reads, publisher=publisher or NoPublisher())
     last = [time.monotonic()]
 
     def tick() -> None:
