@@ -21,6 +21,7 @@ from stacks.constructs.database_proxy import FlagDatabaseProxy
 from stacks.constructs.flag_function import FlagFunction, flag_settings
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.operators import FlagOperators
+from stacks.constructs.push_channel import PushChannel
 from stacks.constructs.stateful_parameters import StatefulReferences
 from stacks.environment_stack import EnvironmentStack
 from stacks.naming import SERVICE_NAME, cache_group_id, cache_iam_user_id, metrics_namespace
@@ -62,6 +63,14 @@ class ServiceStack(EnvironmentStack):
         self.api = FlagApi(
             self, "Api", environment_name=config.name, alias=self.flags.alias, config=config.api, **self.lifecycle
         )
+        self.push = PushChannel(
+            self,
+            "PushChannel",
+            environment_name=config.name,
+            flag_function=self.flags.function,
+            log_retention=config.log_retention,
+            removal_policy=config.resource_removal_policy,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -70,6 +79,7 @@ class ServiceStack(EnvironmentStack):
             api=self.api,
             cache=CacheNodes(group_id=self.stateful.cache_name, replicas=config.cache.replicas),
             database=self.stateful.database,
+            more_alarms=self.push.alarm_specs(),
         )
         self.operators = FlagOperators(
             self,
@@ -139,6 +149,7 @@ class ServiceStack(EnvironmentStack):
             # Where the function runs, for shells that must reach the stores (docs/operations.md, restore).
             "VpcId": (self.stateful.vpc.vpc_id, "The environment's VPC (from the stateful stack's parameters)"),
             "DatabaseSecurityGroupId": (self.stateful.database_security_group_id, "The database's security group"),
+            "PushPublishFailuresQueueUrl": (self.push.failures.queue_url, "Changes the publisher failed to send"),
         }
         if self.monitoring.kill_switch_topic is not None:
             outputs["KillSwitchTopicArn"] = (self.monitoring.kill_switch_topic.topic_arn, "Every kill-switch write")
