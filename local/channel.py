@@ -44,6 +44,8 @@ CONNECTION_TIMEOUT_MS = 300_000
 KEEPALIVE_SECONDS = 60.0
 MAX_BODY = 64 * 1024
 MAX_MESSAGE = 32 * 1024
+MAX_SUBSCRIPTIONS = 10  # per connection; a client needs one
+SEND_SECONDS = 2.0
 
 
 @dataclass
@@ -60,12 +62,20 @@ class Channel:
         return token.seconds_left(self.secret, self.environment, credential, now=time.time()) > 0
 
     async def deliver(self, path: str, events: list[str]) -> None:
+        """To every subscriber at once: one slow or stuck client delays nobody else (each send is bounded)."""
         if path != channel_of(self.environment):
             return
-        for connection, sub_id in list(self.subscribers):
-            for event in events:
-                with contextlib.suppress(ConnectionClosed):
-                    await connection.send(json.dumps({"type": "data", "id": sub_id, "event": event}))
+        sends = [
+            send(connection, {"type": "data", "id": sub_id, "event": event})
+            for connection, sub_id in list(self.subscribers)
+            for event in events
+        ]
+        await asyncio.gather(*sends)
+
+
+async def send(connection: ServerConnection, message: dict[str, Any]) -> None:
+    with contextlib.suppress(ConnectionClosed, TimeoutError):
+        await asyncio.wait_for(connection.send(json.dumps(message)), SEND_SECONDS)
 
 
 def header_authorization(request: Request) -> Any:
@@ -98,6 +108,9 @@ async def answer(connection: ServerConnection, hub: Channel, message: Any) -> di
             return {"type": "connection_error", "errors": [{"errorType": "UnauthorizedException"}]}
         return {"type": "connection_ack", "connectionTimeoutMs": CONNECTION_TIMEOUT_MS}
     if kind == "subscribe" and isinstance(sub_id, str) and 0 < len(sub_id) <= 128:
+        held = sum(1 for held_by, _ in hub.subscribers if held_by is connection)
+        if held >= MAX_SUBSCRIPTIONS:
+            return {"type": "subscribe_error", "id": sub_id, "errors": [{"errorType": "LimitExceeded"}]}
         if message.get("channel") != channel_of(hub.environment) or not hub.authorized(message.get("authorization")):
             return {"type": "subscribe_error", "id": sub_id, "errors": [{"errorType": "UnauthorizedException"}]}
         hub.subscribers[(connection, sub_id)] = None

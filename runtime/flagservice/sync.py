@@ -43,6 +43,7 @@ class CacheSync:
     def run_once(self) -> bool:
         """One comparison and repair; True when Redis was found consistent with PostgreSQL (or made so)."""
         self.passes += 1
+        self.publisher.flush()  # a change message that failed to go, sent again (publish.py)
         if not self.reads.breaker.allow():
             return False  # Redis is down for this container: nothing to compare, and nothing waits on it
         try:

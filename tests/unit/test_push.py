@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -186,11 +187,38 @@ def test_the_flag_function_invokes_the_publisher_asynchronously_with_the_publish
 
 
 @pytest.mark.parametrize("code", ["TooManyRequestsException", "ServiceException", "ResourceNotFoundException"])
-def test_a_failed_invoke_never_fails_the_caller(code: str) -> None:
-    client, stubber, _ = _stubbed_lambda()
+def test_a_failed_invoke_never_fails_the_caller_and_is_sent_again_by_the_next_flush(code: str) -> None:
+    client, stubber, sent = _stubbed_lambda()
     stubber.add_client_error("invoke", service_error_code=code, http_status_code=429)
+    stubber.add_response("invoke", {"StatusCode": 202})
+    publisher = LambdaInvokePublisher("flagservice-prod-publisher", "prod", client)
 
     with stubber:
-        LambdaInvokePublisher("flagservice-prod-publisher", "prod", client).publish(12)
+        publisher.publish(12)
+        publisher.flush()
+        publisher.flush()  # nothing owed any more: no call (the Stubber would refuse a third)
 
     stubber.assert_no_pending_responses()
+    assert [json.loads(json.loads(call["Payload"])["events"][0])["etag"] for call in sent] == ["12", "12"]
+
+
+def test_an_owed_message_and_a_newer_change_go_as_one_message_with_the_newest_revision() -> None:
+    client, stubber, sent = _stubbed_lambda()
+    stubber.add_client_error("invoke", service_error_code="ServiceException", http_status_code=500)
+    stubber.add_client_error("invoke", service_error_code="ServiceException", http_status_code=500)
+    stubber.add_response("invoke", {"StatusCode": 202})
+    publisher = LambdaInvokePublisher("flagservice-prod-publisher", "prod", client)
+
+    with stubber:
+        publisher.publish(14)
+        publisher.publish(13)  # a replay of an older revision while 14 is owed
+        publisher.flush()
+
+    assert [json.loads(json.loads(call["Payload"])["events"][0])["etag"] for call in sent] == ["14", "14", "14"]
+
+
+def test_the_adapter_is_one_small_file_with_no_dependency_and_no_network_fetch() -> None:
+    source = (Path(__file__).resolve().parents[2] / "web" / "flag-channel.js").read_text()
+
+    assert len(source.splitlines()) <= 120
+    assert "import " not in source and "require(" not in source and "https://" not in source

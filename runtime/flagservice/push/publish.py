@@ -8,12 +8,14 @@ repair the same revision) costs one extra conditional re-fetch, never a wrong va
 Deployed, the flag function runs in a VPC without NAT: it invokes the publisher function (outside the VPC)
 asynchronously through the Lambda interface endpoint, and the publisher posts to AppSync Events. Locally, the
 stand-in channel (local/channel.py) takes the same post directly. Publishing never fails a write or a sync
-pass: a lost message is caught up by every client on its next connect (docs/operations.md).
+pass: a failed message is owed and sent again by the next sync pass; one that never goes (the publisher
+itself failing, its queue alarmed) is caught up by every client on its next connect (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -22,15 +24,52 @@ from typing import Any, Protocol
 from flagservice.telemetry import logger
 
 NAMESPACE = "flags"
-INVOKE_CONNECT_SECONDS = 0.5
-INVOKE_READ_SECONDS = 1.0
-INVOKE_ATTEMPTS = 2
+# A write waits for the invoke: bounded tightly, one attempt. A failed one is owed, and sent again by the
+# next sync pass (every second) or the next change, whichever comes first (RetryingPublisher).
+INVOKE_CONNECT_SECONDS = 0.3
+INVOKE_READ_SECONDS = 0.5
 POST_SECONDS = 1.0
 
 
 class ChangePublisher(Protocol):
     def publish(self, revision: int) -> None:
         """Announce that the flag set is now at `revision`; never raises."""
+
+    def flush(self) -> None:
+        """Send again what failed to go (the background sync calls it on every pass); never raises."""
+
+
+class RetryingPublisher:
+    """One message per change; a message that failed is owed until one goes through.
+
+    The message says "re-fetch: the flag set is at least at this revision", so the owed one and a newer
+    one coalesce into the newest: a burst while the channel is unreachable ends in one message, never in
+    a missed change.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owed: int | None = None
+
+    def _send(self, revision: int) -> None:
+        raise NotImplementedError
+
+    def publish(self, revision: int) -> None:
+        with self._lock:
+            revision = max(revision, self._owed or 0)
+            self._owed = None
+        try:
+            self._send(revision)
+        except Exception as exc:  # noqa: BLE001 - any SDK or network error: owed, and retried
+            logger.warning("change not published", revision=revision, error=type(exc).__name__)
+            with self._lock:
+                self._owed = max(revision, self._owed or 0)
+
+    def flush(self) -> None:
+        with self._lock:
+            owed = self._owed
+        if owed is not None:
+            self.publish(owed)
 
 
 def channel(environment: str) -> str:
@@ -49,10 +88,11 @@ def publish_request(environment: str, revision: int, changed_at: float) -> dict[
     return {"channel": channel(environment), "events": [change_event(revision, changed_at)]}
 
 
-class LambdaInvokePublisher:
+class LambdaInvokePublisher(RetryingPublisher):
     """Deployed: an asynchronous invoke (InvocationType Event) of the publisher function, bounded in time."""
 
     def __init__(self, function_name: str, environment: str, client: Any = None) -> None:
+        super().__init__()
         self._function_name = function_name
         self._environment = environment
         self._client = client
@@ -65,41 +105,39 @@ class LambdaInvokePublisher:
             config = Config(
                 connect_timeout=INVOKE_CONNECT_SECONDS,
                 read_timeout=INVOKE_READ_SECONDS,
-                retries={"mode": "standard", "total_max_attempts": INVOKE_ATTEMPTS},
+                retries={"mode": "standard", "total_max_attempts": 1},
             )
             self._client = boto3.client("lambda", config=config)
         return self._client
 
-    def publish(self, revision: int) -> None:
+    def _send(self, revision: int) -> None:
         body = publish_request(self._environment, revision, time.time())
-        try:
-            self.client().invoke(
-                FunctionName=self._function_name, InvocationType="Event", Payload=json.dumps(body).encode()
-            )
-        except Exception as exc:  # noqa: BLE001 - any SDK or network error: clients catch up on reconnect
-            logger.warning("change not published", revision=revision, error=type(exc).__name__)
+        self.client().invoke(
+            FunctionName=self._function_name, InvocationType="Event", Payload=json.dumps(body).encode()
+        )
 
 
-class HttpChannelPublisher:
+class HttpChannelPublisher(RetryingPublisher):
     """Locally: the stand-in channel's publish endpoint, open on loopback (no signing)."""
 
     def __init__(self, url: str, environment: str, opener: Callable[..., Any] = urllib.request.urlopen) -> None:
+        super().__init__()
         self._url = url
         self._environment = environment
         self._open = opener
 
-    def publish(self, revision: int) -> None:
+    def _send(self, revision: int) -> None:
         body = json.dumps(publish_request(self._environment, revision, time.time())).encode()
         request = urllib.request.Request(self._url, body, {"Content-Type": "application/json"}, method="POST")
-        try:
-            with self._open(request, timeout=POST_SECONDS) as answer:
-                answer.read()
-        except (OSError, ValueError) as exc:
-            logger.warning("change not published", revision=revision, error=type(exc).__name__)
+        with self._open(request, timeout=POST_SECONDS) as answer:
+            answer.read()
 
 
 class NoPublisher:
     """No deployed channel: the SSE stream follows Redis's revision by itself (local/events.py)."""
 
     def publish(self, revision: int) -> None:
+        pass
+
+    def flush(self) -> None:
         pass
