@@ -162,11 +162,11 @@ def bind(options: Options, running: Running) -> PreforkServer:
     return server
 
 
-def _spawn_events(running: Running, port: int, module: str = "local.events") -> list[int] | None:
+def _spawn_events(running: Running, port: int, module: str = "local.events", *extra: str) -> list[int] | None:
     """Start `module` (events.py, channel.py) on `port` (0: any free one); the ports it printed, or None."""
     parent = os.getpid()
     child = subprocess.Popen(
-        [sys.executable, "-m", module, "--port", str(port)],
+        [sys.executable, "-m", module, "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -202,10 +202,18 @@ def start_push_channel(running: Running, wanted: int) -> None:
     """DEV_EVENTS=channel: the stand-in of the deployed push channel (channel.py) instead of the SSE stream.
 
     The workers publish to it (PUSH_PUBLISH_URL) and the bulk answer advertises it (PUSH_CHANNEL_URL) with a
-    token under PUSH_TOKEN_SECRET, generated here unless given, exactly as deployed (docs/local.md).
+    token under PUSH_TOKEN_SECRET, generated here unless given, exactly as deployed (docs/local.md). Its
+    publish endpoint listens on DEV_PUBLISH_PORT (default: any free port). With both URLs given, it uses
+    that channel (another `make dev`'s on the same stores: deployed, an environment has one channel).
     """
     os.environ.setdefault("PUSH_TOKEN_SECRET", secrets.token_urlsafe(32))
-    ports = _spawn_events(running, wanted, "local.channel") or _spawn_events(running, 0, "local.channel")
+    if os.environ.get("PUSH_CHANNEL_URL") and os.environ.get("PUSH_PUBLISH_URL"):
+        print(f"  events:  {os.environ['PUSH_CHANNEL_URL']}  (a push channel stand-in started elsewhere)")
+        return
+    publish = ("--publish-port", os.environ.get("DEV_PUBLISH_PORT") or "0")
+    ports = _spawn_events(running, wanted, "local.channel", *publish) or _spawn_events(
+        running, 0, "local.channel", *publish
+    )
     if ports is None or len(ports) != 2:
         raise OptionError("the push channel stand-in did not start")
     os.environ["PUSH_CHANNEL_URL"] = f"ws://{HOST}:{ports[0]}/event/realtime"

@@ -5,6 +5,7 @@ Unknown top-level fields are ignored; errors use OpenFeature codes (the handler 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -14,7 +15,7 @@ from flagservice import wiring
 from flagservice.errors import FlagNotFoundError, InvalidContextError, about_flag
 from flagservice.flags.model import is_valid_key
 from flagservice.http import json_object, json_response, query_str, read_headers
-from flagservice.push.advertise import event_streams
+from flagservice.push.advertise import event_streams, tagged_etag, untagged
 from flagservice.settings import get_settings
 
 router = APIGatewayRouter()
@@ -55,18 +56,18 @@ def evaluate_flag_any_key() -> Response[str]:
 
 @router.post("/ofrep/v1/evaluate/flags")
 def evaluate_flags() -> Response[str]:
-    event = router.current_event
+    event, settings, now = router.current_event, get_settings(), time.time()
     context = _context()
     bulk = wiring.get_service().evaluate_all(
         context,
-        if_none_match=event.headers.get("if-none-match"),
+        if_none_match=untagged(settings, event.headers.get("if-none-match"), now=now),
         at_least=_revision(query_str(event, "flagConfigEtag")),
     )
-    headers = read_headers(bulk.outcome, {"ETag": bulk.etag})
+    headers = read_headers(bulk.outcome, {"ETag": tagged_etag(settings, bulk.etag, now=now)})
     if bulk.answers is None:
         return Response(status_code=304, body="", headers=headers)
     body: dict[str, Any] = {"flags": [item.to_ofrep() for item in bulk.answers]}
-    streams = event_streams(get_settings(), bulk.revision)
+    streams = event_streams(settings, bulk.revision, now=now)
     if streams:
         body["eventStreams"] = streams
     return json_response(200, body, headers)

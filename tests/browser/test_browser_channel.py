@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser
 
-from bench.consistency.browser import Stack, StaticSite
+from bench.consistency.browser import ProbePage, Stack, StaticSite
 from tests.browser.conftest import new_stack
 from tests.browser.test_browser_propagation import (
     test_a_write_during_a_redis_outage_reaches_the_page_once_replayed,
@@ -35,7 +35,20 @@ def stack(
     postgres_url: str, page_site: StaticSite, browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """The conftest's stack, its servers serving the push channel's stand-in instead of the SSE stream."""
-    yield from new_stack(postgres_url, page_site, browser, tmp_path_factory, {"DEV_EVENTS": "channel"})
+    yield from new_stack(postgres_url, page_site, browser, tmp_path_factory, channel=True)
+
+
+@pytest.fixture
+def probe(stack: Stack, flag: str) -> Iterator[ProbePage]:
+    """The conftest's probe, once subscribed and past the adapter's first catch-up re-fetch: a test's write
+    then reaches it by a channel message (or, in the outage test, by the replay's), never by that re-fetch."""
+    page = stack.open_probe(flag)
+    page.page.wait_for_function("window.probe.opened >= 1 && window.probe.fetches >= 2", timeout=10_000)
+    yield page
+    print("provider events:", page.events())
+    print("changes:", page.changes())
+    print("stream messages and fetches:", page.page.evaluate("window.probe.messages"))
+    page.close()
 
 
 def test_the_page_is_told_the_channel_not_the_sse_stream(stack: Stack) -> None:

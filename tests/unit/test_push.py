@@ -15,7 +15,7 @@ import pytest
 from botocore.stub import Stubber
 
 from flagservice.push import authorizer, publisher, token
-from flagservice.push.advertise import event_streams
+from flagservice.push.advertise import event_streams, tagged_etag, untagged
 from flagservice.push.publish import LambdaInvokePublisher, channel, publish_request
 from flagservice.settings import SettingsError, load_settings
 
@@ -103,7 +103,7 @@ def test_the_bulk_answer_advertises_the_channel_with_a_token_and_no_revision() -
          "PUSH_CHANNEL_HOST": "http.example", "EVENT_STREAM_URL": "http://127.0.0.1:1/events"}
     )  # fmt: skip
 
-    (stream,) = event_streams(settings, 41)
+    (stream,) = event_streams(settings, 41, now=time.time())
 
     url = urlsplit(stream["url"])
     query = {name: values[0] for name, values in parse_qs(url.query).items()}
@@ -114,8 +114,35 @@ def test_the_bulk_answer_advertises_the_channel_with_a_token_and_no_revision() -
 
 def test_without_a_channel_the_sse_stream_is_advertised_and_without_either_nothing() -> None:
     sse = load_settings({**BASE, "EVENT_STREAM_URL": "http://127.0.0.1:1/events"})
-    assert event_streams(sse, 41)[0]["url"] == "http://127.0.0.1:1/events?since=41"
-    assert event_streams(load_settings(BASE), 41) == []
+    assert event_streams(sse, 41, now=NOW)[0]["url"] == "http://127.0.0.1:1/events?since=41"
+    assert event_streams(load_settings(BASE), 41, now=NOW) == []
+
+
+def _channel_settings() -> Any:
+    return load_settings({**BASE, "PUSH_CHANNEL_URL": "wss://rt.example/event/realtime", "PUSH_TOKEN_SECRET": "a" * 40})
+
+
+def test_the_bulk_etag_names_the_token_so_a_client_whose_flags_never_change_still_gets_a_fresh_url() -> None:
+    settings = _channel_settings()
+    later = NOW + token.BUCKET_SECONDS
+
+    sent = tagged_etag(settings, '"abc"', now=NOW)
+
+    assert sent != '"abc"' and untagged(settings, sent, now=NOW) == '"abc"'  # same bucket: a 304 is fine
+    assert untagged(settings, sent, now=later) is None  # a newer token: never a 304, the 200 carries it
+    assert untagged(settings, f'W/"zzz", {sent}, *', now=NOW) == '"abc", *'
+    assert tagged_etag(load_settings(BASE), '"abc"', now=NOW) == '"abc"'  # no channel: the ETag as it was
+    assert untagged(load_settings(BASE), '"abc"', now=NOW) == '"abc"'
+
+
+def test_an_unreadable_token_key_answers_without_a_stream_never_with_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings({**BASE, "PUSH_CHANNEL_URL": "wss://rt.example/x", "PUSH_TOKEN_SECRET_ARN": "arn:x"})
+
+    def unreachable(arn: str) -> str:
+        raise RuntimeError("Secrets Manager timed out")
+
+    monkeypatch.setattr("flagservice.adapters.database_secret.read_secret", unreachable)
+    assert event_streams(settings, 41, now=NOW) == []
 
 
 @pytest.mark.parametrize(

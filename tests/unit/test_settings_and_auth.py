@@ -62,6 +62,12 @@ def test_settings_fields_are_the_contract_variables() -> None:
         "DB_PREPARED_STATEMENTS",
         "CORS_ALLOWED_ORIGINS",
         "EVENT_STREAM_URL",
+        "PUSH_CHANNEL_URL",
+        "PUSH_CHANNEL_HOST",
+        "PUSH_TOKEN_SECRET",
+        "PUSH_TOKEN_SECRET_ARN",
+        "PUSH_PUBLISHER_FUNCTION",
+        "PUSH_PUBLISH_URL",
     }
 
 

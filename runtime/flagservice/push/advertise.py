@@ -8,11 +8,9 @@ instead, which keeps the URL stable across changes and the connection open (web/
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from flagservice.errors import StoreUnavailableError
 from flagservice.push import token
 from flagservice.push.publish import channel
 from flagservice.settings import Settings
@@ -31,6 +29,27 @@ def token_secret(settings: Settings) -> bytes:
     return str(read_secret(settings.PUSH_TOKEN_SECRET_ARN)).encode()
 
 
+def tagged_etag(settings: Settings, etag: str, *, now: float) -> str:
+    """The bulk ETag with the advertised token's expiry in it, when a channel is advertised.
+
+    The answer's body carries the channel URL and its token, so the representation changes when the token
+    does: without this a client whose flags never change would get 304s forever and keep an expired URL.
+    """
+    if not settings.PUSH_CHANNEL_URL or not etag.endswith('"'):
+        return etag
+    return f'{etag[:-1]}.{token.expiry(now)}"'
+
+
+def untagged(settings: Settings, if_none_match: str | None, *, now: float) -> str | None:
+    """An If-None-Match with only the tags of the current token's expiry, without it (older tokens never match)."""
+    if not settings.PUSH_CHANNEL_URL or if_none_match is None:
+        return if_none_match
+    suffix = f'.{token.expiry(now)}"'
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    kept = [tag.removesuffix(suffix) + '"' for tag in tags if tag.endswith(suffix)]
+    return ", ".join(kept + [tag for tag in tags if tag == "*"]) or None
+
+
 def channel_url(settings: Settings, *, now: float) -> str:
     url = settings.PUSH_CHANNEL_URL or ""
     query = {
@@ -41,12 +60,12 @@ def channel_url(settings: Settings, *, now: float) -> str:
     return f"{url}{'&' if '?' in url else '?'}{urlencode(query)}"
 
 
-def event_streams(settings: Settings, revision: int) -> list[dict[str, Any]]:
+def event_streams(settings: Settings, revision: int, *, now: float) -> list[dict[str, Any]]:
     """Where this answer's client listens for changes; none when no stream is served (or its secret is unreadable)."""
     if settings.PUSH_CHANNEL_URL:
         try:
-            url = channel_url(settings, now=time.time())
-        except (StoreUnavailableError, OSError, ValueError) as exc:
+            url = channel_url(settings, now=now)
+        except Exception as exc:  # noqa: BLE001 - Secrets Manager or its client failing: answer without a stream
             logger.warning("push channel credential unavailable", error=type(exc).__name__)
             return []
     elif settings.EVENT_STREAM_URL:

@@ -27,10 +27,15 @@ def _mac(secret: bytes, environment: str, expiry: int) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def expiry(now: float) -> int:
+    """When a token minted now expires: the bucket boundary past now + LIFETIME_SECONDS."""
+    return math.ceil((now + LIFETIME_SECONDS) / BUCKET_SECONDS) * BUCKET_SECONDS
+
+
 def mint(secret: bytes, environment: str, *, now: float) -> str:
-    """A token for `environment`, valid from now until the bucket boundary past now + LIFETIME_SECONDS."""
-    expiry = math.ceil((now + LIFETIME_SECONDS) / BUCKET_SECONDS) * BUCKET_SECONDS
-    return f"{VERSION}.{expiry}.{_mac(secret, environment, expiry)}"
+    """A token for `environment`, valid from now until expiry(now)."""
+    until = expiry(now)
+    return f"{VERSION}.{until}.{_mac(secret, environment, until)}"
 
 
 def seconds_left(secret: bytes, environment: str, token: object, *, now: float) -> int:
