@@ -20,7 +20,7 @@ from stacks.constructs.network import ISOLATED
 from stacks.nag import acknowledge, aws_managed_policy
 
 # Local-only settings (CONTRACT.md section 4): a deployed function reads secrets and uses IAM instead.
-FORBIDDEN_ENVIRONMENT = frozenset({"DATABASE_URL", "ADMIN_TOKEN"})
+FORBIDDEN_ENVIRONMENT = frozenset({"DATABASE_URL", "ADMIN_TOKEN", "PUSH_TOKEN_SECRET", "PUSH_PUBLISH_URL"})
 MANAGED_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole")
 
 

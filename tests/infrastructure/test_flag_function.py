@@ -31,7 +31,7 @@ POWERTOOLS_VARIABLES = frozenset(
         "LOG_LEVEL",
     }
 )
-LOCAL_ONLY = {"DATABASE_URL", "ADMIN_TOKEN"}
+LOCAL_ONLY = {"DATABASE_URL", "ADMIN_TOKEN", "PUSH_TOKEN_SECRET", "PUSH_PUBLISH_URL"}
 
 
 def flag_function(template: Template) -> str:
