@@ -3,7 +3,8 @@
 Settings (environment): PORT (3000), WORKERS (CPUs), REDIS_URL and DATABASE_URL (each replaces its
 embedded server), ADMIN_TOKEN (generated and printed once when unset), FLAGS_ENV, DEV_SERVERS
 (`system` prefers the machine's binaries, `embedded` forces the pip-packaged ones), DEV_DATA_DIR
-(default: the checkout's `.local/data`), DEV_HANDLER (default flagservice.handler.lambda_handler).
+(default: the checkout's `.local/data`), DEV_HANDLER (default flagservice.handler.lambda_handler),
+DEV_EVENTS (`sse`, the default, or `channel`: the stand-in of the deployed push channel, local/channel.py).
 Ctrl-C or SIGTERM stops the workers, then every server this process started, by pid.
 """
 
@@ -161,11 +162,11 @@ def bind(options: Options, running: Running) -> PreforkServer:
     return server
 
 
-def _spawn_events(running: Running, port: int) -> int | None:
-    """Start events.py on `port` (0: any free one); its port, or None if it could not listen."""
+def _spawn_events(running: Running, port: int, module: str = "local.events", *extra: str) -> list[int] | None:
+    """Start `module` (events.py, channel.py) on `port` (0: any free one); the ports it printed, or None."""
     parent = os.getpid()
     child = subprocess.Popen(
-        [sys.executable, "-m", "local.events", "--port", str(port)],
+        [sys.executable, "-m", module, "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -173,11 +174,11 @@ def _spawn_events(running: Running, port: int) -> int | None:
     )
     assert child.stdout is not None
     line = child.stdout.readline().split()
-    if len(line) != 2 or line[0] != "listening":
+    if len(line) < 2 or line[0] != "listening":
         child.wait(timeout=5)
         return None
     running.children.append(child)
-    return int(line[1])
+    return [int(port) for port in line[1:]]
 
 
 def start_event_stream(options: Options, running: Running) -> None:
@@ -187,11 +188,37 @@ def start_event_stream(options: Options, running: Running) -> None:
     after `make dev` restarts; a free port is taken only when that one is busy.
     """
     wanted = int(os.environ.get("EVENTS_PORT") or (options.port + 1 if options.port else 0))
-    port = _spawn_events(running, wanted) or _spawn_events(running, 0)
-    if port is None:
+    if os.environ.get("DEV_EVENTS") == "channel":
+        start_push_channel(running, wanted)
+        return
+    ports = _spawn_events(running, wanted) or _spawn_events(running, 0)
+    if ports is None:
         raise OptionError("the event stream did not start")
-    os.environ.setdefault("EVENT_STREAM_URL", f"http://{HOST}:{port}/events")
+    os.environ.setdefault("EVENT_STREAM_URL", f"http://{HOST}:{ports[0]}/events")
     print(f"  events:  {os.environ['EVENT_STREAM_URL']}  (Server-Sent Events)")
+
+
+def start_push_channel(running: Running, wanted: int) -> None:
+    """DEV_EVENTS=channel: the stand-in of the deployed push channel (channel.py) instead of the SSE stream.
+
+    The workers publish to it (PUSH_PUBLISH_URL) and the bulk answer advertises it (PUSH_CHANNEL_URL) with a
+    token under PUSH_TOKEN_SECRET, generated here unless given, exactly as deployed (docs/local.md). Its
+    publish endpoint listens on DEV_PUBLISH_PORT (default: any free port). With both URLs given, it uses
+    that channel (another `make dev`'s on the same stores: deployed, an environment has one channel).
+    """
+    os.environ.setdefault("PUSH_TOKEN_SECRET", secrets.token_urlsafe(32))
+    if os.environ.get("PUSH_CHANNEL_URL") and os.environ.get("PUSH_PUBLISH_URL"):
+        print(f"  events:  {os.environ['PUSH_CHANNEL_URL']}  (a push channel stand-in started elsewhere)")
+        return
+    publish = ("--publish-port", os.environ.get("DEV_PUBLISH_PORT") or "0")
+    ports = _spawn_events(running, wanted, "local.channel", *publish) or _spawn_events(
+        running, 0, "local.channel", *publish
+    )
+    if ports is None or len(ports) != 2:
+        raise OptionError("the push channel stand-in did not start")
+    os.environ["PUSH_CHANNEL_URL"] = f"ws://{HOST}:{ports[0]}/event/realtime"
+    os.environ["PUSH_PUBLISH_URL"] = f"http://{HOST}:{ports[1]}/event"
+    print(f"  events:  {os.environ['PUSH_CHANNEL_URL']}  (stand-in of the AppSync Events channel)")
 
 
 def start(options: Options, running: Running) -> None:

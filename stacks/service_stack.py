@@ -24,6 +24,7 @@ from stacks.constructs.database_proxy import FlagDatabaseProxy
 from stacks.constructs.flag_function import FlagFunction, flag_settings
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.operators import FlagOperators
+from stacks.constructs.push_channel import PushChannel
 from stacks.constructs.rightsizing import CacheRightsizing
 from stacks.constructs.stateful_parameters import StatefulReferences, cache_parameter_keys
 from stacks.environment_stack import EnvironmentStack
@@ -79,6 +80,14 @@ class ServiceStack(EnvironmentStack):
         )
         for name, value in self.console_sign_in.settings().items():
             self.flags.function.add_environment(name, value)
+        self.push = PushChannel(
+            self,
+            "PushChannel",
+            environment_name=config.name,
+            flag_function=self.flags.function,
+            log_retention=config.log_retention,
+            removal_policy=config.resource_removal_policy,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -87,6 +96,7 @@ class ServiceStack(EnvironmentStack):
             api=self.api,
             cache=CacheNodes.of(self.caches.reads.name, self.caches.reads.config),
             database=self.stateful.database,
+            more_alarms=self.push.alarm_specs(),
         )
         self.operators = FlagOperators(
             self,
@@ -175,6 +185,7 @@ class ServiceStack(EnvironmentStack):
             # Where the function runs, for shells that must reach the stores (docs/operations.md, restore).
             "VpcId": (self.stateful.vpc.vpc_id, "The environment's VPC (from the stateful stack's parameters)"),
             "DatabaseSecurityGroupId": (self.stateful.database_security_group_id, "The database's security group"),
+            "PushPublishFailuresQueueUrl": (self.push.failures.queue_url, "Changes the publisher failed to send"),
         }
         if self.monitoring.kill_switch_topic is not None:
             outputs["KillSwitchTopicArn"] = (self.monitoring.kill_switch_topic.topic_arn, "Every kill-switch write")

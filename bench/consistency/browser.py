@@ -21,6 +21,7 @@ import contextlib
 import functools
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -183,6 +184,21 @@ def service_env(redis_url: str, database_url: str, flags_env: str, *, workers: i
     return env
 
 
+def channel_settings(primary: dict[str, str], other: dict[str, str]) -> None:
+    """DEV_EVENTS=channel on both: the primary runs the stand-in on fixed ports, the other publishes to it.
+
+    Deployed, every container of an environment publishes to its one channel; two stand-ins on the same
+    stores would split the messages (whichever server replays a write publishes it, to its own channel).
+    The token key is fixed, so a page's token stays valid across the primary's restart.
+    """
+    secret, publish = secrets.token_urlsafe(32), str(free_port())
+    primary.update(DEV_EVENTS="channel", PUSH_TOKEN_SECRET=secret, DEV_PUBLISH_PORT=publish)
+    other.update(
+        DEV_EVENTS="channel", PUSH_TOKEN_SECRET=secret, PUSH_PUBLISH_URL=f"http://127.0.0.1:{publish}/event",
+        PUSH_CHANNEL_URL=f"ws://127.0.0.1:{primary['EVENTS_PORT']}/event/realtime",
+    )  # fmt: skip
+
+
 @dataclass
 class Stack:
     """The page's service (`primary`), a second server on the same stores (`other`), their Redis, and the page."""
@@ -206,16 +222,26 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(
-    redis: ServerProcess, database_url: str, site: StaticSite, browser: Browser, workdir: Path
+    redis: ServerProcess,
+    database_url: str,
+    site: StaticSite,
+    browser: Browser,
+    workdir: Path,
+    *,
+    channel: bool = False,
 ) -> Iterator[Stack]:
-    """Both servers started on `redis` and `database_url` (migrated), stopped by pid at the end.
+    """Both servers started on `redis` and `database_url` (migrated), stopped by pid at the end; `channel`:
+    the push channel's stand-in instead of the SSE stream (one for both, as deployed: `channel_settings`).
 
     Redis stays the caller's to stop, as `stack.redis`: a Redis outage case replaces it with the restarted one.
     """
     flags_env = f"browser{uuid.uuid4().hex[:8]}"
     env = functools.partial(service_env, redis.url, database_url, flags_env)
-    primary = LocalService("primary", env(workers=2), workdir / "primary.log")
-    other = LocalService("other", env(workers=1), workdir / "other.log")
+    primary_env, other_env = env(workers=2), env(workers=1)
+    if channel:
+        channel_settings(primary_env, other_env)
+    primary = LocalService("primary", primary_env, workdir / "primary.log")
+    other = LocalService("other", other_env, workdir / "other.log")
     try:
         primary.start()
         other.start()

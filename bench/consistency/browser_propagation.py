@@ -50,6 +50,7 @@ from local.embedded import start_postgres, start_redis
 TARGET_SECONDS = 1.0  # CONTRACT.md section 5: the target, measured in a real browser
 BOUND_SECONDS = 5.0  # the contract's bound
 RESULTS = results_file("browser")
+CHANNEL_RESULTS = results_file("browser_channel")  # `--channel`: the deployed transport's stand-in (issue 17)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def recovery_summary(recovery: Recovery) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def bench_stack(workdir: Path) -> Iterator[tuple[Stack, dict[str, Any]]]:
+def bench_stack(workdir: Path, *, channel: bool = False) -> Iterator[tuple[Stack, dict[str, Any]]]:
     """Its own Redis and PostgreSQL (system binaries where present), the page, Chromium, both servers; the machine."""
     prefer = os.environ.get("DEV_SERVERS") or "system"
     redis = start_redis(prefer=prefer)
@@ -159,7 +160,10 @@ def bench_stack(workdir: Path) -> Iterator[tuple[Stack, dict[str, Any]]]:
     site = StaticSite(build_page(workdir))
     try:
         migrate(postgres.url)
-        with chromium() as browser, running_stack(redis, postgres.url, site, browser, workdir) as stack:
+        with (
+            chromium() as browser,
+            running_stack(redis, postgres.url, site, browser, workdir, channel=channel) as stack,
+        ):
             machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                        "browser": f"Chromium {browser.version}", "redis": f"{redis.version} ({redis.kind})",
                        "postgres": f"{postgres.version} ({postgres.kind})"}  # fmt: skip
@@ -173,12 +177,12 @@ def bench_stack(workdir: Path) -> Iterator[tuple[Stack, dict[str, Any]]]:
         postgres.stop()
 
 
-def run(plan: Plan) -> dict[str, Any]:
+def run(plan: Plan, *, channel: bool = False) -> dict[str, Any]:
     rng = random.Random(16)
     workdir = Path(tempfile.mkdtemp(prefix="flagservice-browser-", dir="/var/tmp"))
     workdir.chmod(0o755)  # the unprivileged PostgreSQL user must reach its data folder
     try:
-        with bench_stack(workdir) as (stack, machine):
+        with bench_stack(workdir, channel=channel) as (stack, machine):
             key = stack.create_flag()
             probe = stack.open_probe(key)
             flips = flip_repeatedly(stack, probe, key, plan, rng)
@@ -261,9 +265,11 @@ def section(results: dict[str, Any] | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", action="store_true", help="the short form (as make test runs it)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON results")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON results")
+    parser.add_argument("--channel", action="store_true", help="through the push channel's stand-in and adapter")
     args = parser.parse_args(argv)
-    results = run(SHORT if args.short else LONG)
+    results = run(SHORT if args.short else LONG, channel=args.channel)
+    args.out = args.out or (CHANNEL_RESULTS if args.channel else RESULTS)
     print(table(results), recovery_table(results), sep="\n\n")
     write_results(results, args.out, form="short" if args.short else "long")
     missed = shortfalls(results)

@@ -5,6 +5,7 @@ Unknown top-level fields are ignored; errors use OpenFeature codes (the handler 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -14,10 +15,10 @@ from flagservice import wiring
 from flagservice.errors import FlagNotFoundError, InvalidContextError, about_flag
 from flagservice.flags.model import is_valid_key
 from flagservice.http import json_object, json_response, query_str, read_headers
+from flagservice.push.advertise import event_streams, tagged_etag, untagged
 from flagservice.settings import get_settings
 
 router = APIGatewayRouter()
-INACTIVITY_DELAY = 120  # seconds a hidden page keeps its stream before the provider closes it
 SINGLE = "/ofrep/v1/evaluate/flags/"
 
 
@@ -55,21 +56,20 @@ def evaluate_flag_any_key() -> Response[str]:
 
 @router.post("/ofrep/v1/evaluate/flags")
 def evaluate_flags() -> Response[str]:
-    event = router.current_event
+    event, settings, now = router.current_event, get_settings(), time.time()
     context = _context()
     bulk = wiring.get_service().evaluate_all(
         context,
-        if_none_match=event.headers.get("if-none-match"),
+        if_none_match=untagged(settings, event.headers.get("if-none-match"), now=now),
         at_least=_revision(query_str(event, "flagConfigEtag")),
     )
-    headers = read_headers(bulk.outcome, {"ETag": bulk.etag})
+    headers = read_headers(bulk.outcome, {"ETag": tagged_etag(settings, bulk.etag, now=now)})
     if bulk.answers is None:
         return Response(status_code=304, body="", headers=headers)
     body: dict[str, Any] = {"flags": [item.to_ofrep() for item in bulk.answers]}
-    stream = get_settings().EVENT_STREAM_URL
-    if stream:
-        url = f"{stream}{'&' if '?' in stream else '?'}since={bulk.revision}"
-        body["eventStreams"] = [{"type": "sse", "url": url, "inactivityDelaySec": INACTIVITY_DELAY}]
+    streams = event_streams(settings, bulk.revision, now=now)
+    if streams:
+        body["eventStreams"] = streams
     return json_response(200, body, headers)
 
 

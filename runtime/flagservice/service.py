@@ -17,6 +17,7 @@ from flagservice.errors import InvalidFlagError, StoreUnavailableError
 from flagservice.evaluations import BulkAnswer, FlagAnswer
 from flagservice.flags.model import FlagDefinition, StoredFlag, format_time
 from flagservice.ports import CacheOutcome, FlagCache, FlagRepository, HistoryEntry, IfMatch, WriteAction, WriteResult
+from flagservice.push.publish import ChangePublisher, NoPublisher
 from flagservice.sync import sync_inline
 from flagservice.telemetry import logger
 from flagservice.validation import parse_definition
@@ -36,10 +37,18 @@ class Page:
 class FlagService:
     """Cache-aside reads and transactional writes over a FlagRepository and an optional FlagCache."""
 
-    def __init__(self, repository: FlagRepository, cache: FlagCache | None = None, *, reads: CacheAside | None = None):
+    def __init__(
+        self,
+        repository: FlagRepository,
+        cache: FlagCache | None = None,
+        *,
+        reads: CacheAside | None = None,
+        publisher: ChangePublisher | None = None,
+    ):
         self._repository = repository
+        self._publisher = publisher or NoPublisher()
         # Without a CacheAside of its own (tests, embedders), the sync runs inline when Redis is suspect.
-        self.reads = reads or sync_inline(CacheAside(repository, cache))
+        self.reads = reads or sync_inline(CacheAside(repository, cache), publisher=self._publisher)
         self._started = datetime.now(UTC)
 
     @contextlib.contextmanager
@@ -163,6 +172,7 @@ class FlagService:
     def _written(self, result: WriteResult, actor: str) -> WriteResult:
         """After commit: the cache step (the outbox row goes once Redis took it) and the audit log line."""
         if self.reads.apply_write(result):
+            self._publisher.publish(result.revision)  # the replay publishes the writes Redis did not take
             # If this fails the row stays pending, and the background sync applies it again, harmlessly.
             with contextlib.suppress(StoreUnavailableError):
                 self._repository.clear_outbox([result.outbox_id], best_effort=True)

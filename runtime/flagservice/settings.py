@@ -54,6 +54,13 @@ class Settings(BaseModel):
     REDIS_SECONDARY_URL: str | None = Field(default=None, pattern=r"^rediss?://")
     REDIS_SECONDARY_CACHE_NAME: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]*$")
     REDIS_READ_FROM: Literal["primary", "secondary"] = "primary"
+    # The deployed push channel (issue 17): advertised instead of EVENT_STREAM_URL when set.
+    PUSH_CHANNEL_URL: str | None = Field(default=None, pattern=r"^wss?://[^\s?#]+$")
+    PUSH_CHANNEL_HOST: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:-]{1,255}$")
+    PUSH_TOKEN_SECRET: str | None = Field(default=None, min_length=32)
+    PUSH_TOKEN_SECRET_ARN: str | None = Field(default=None, pattern=r"^arn:")
+    PUSH_PUBLISHER_FUNCTION: str | None = Field(default=None, pattern=r"^[A-Za-z0-9:_.-]{1,170}$")
+    PUSH_PUBLISH_URL: str | None = Field(default=None, pattern=r"^https?://\S+$")
 
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:
@@ -107,6 +114,14 @@ class Settings(BaseModel):
             return None
         changes = {"REDIS_URL": self.REDIS_SECONDARY_URL, "REDIS_CACHE_NAME": self.REDIS_SECONDARY_CACHE_NAME}
         return self.model_copy(update=changes | {"REDIS_SECONDARY_URL": None, "REDIS_SECONDARY_CACHE_NAME": None})
+
+    @model_validator(mode="after")
+    def _push_channel_credential(self) -> Settings:
+        if self.PUSH_CHANNEL_URL and not (self.PUSH_TOKEN_SECRET or self.PUSH_TOKEN_SECRET_ARN):
+            raise ValueError("PUSH_CHANNEL_URL needs PUSH_TOKEN_SECRET or PUSH_TOKEN_SECRET_ARN (its credential)")
+        if self.PUSH_TOKEN_SECRET and self.PUSH_TOKEN_SECRET == self.ADMIN_TOKEN:
+            raise ValueError("PUSH_TOKEN_SECRET must not be the admin token")
+        return self
 
     @property
     def cors_origins(self) -> frozenset[str]:

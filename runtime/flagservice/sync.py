@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flagservice.cache_aside import CacheAside
 from flagservice.errors import CacheUnavailableError, StoreUnavailableError
 from flagservice.ports import FlagCache, FlagRepository, OutboxEntry, SyncState
+from flagservice.push.publish import ChangePublisher, NoPublisher
 from flagservice.telemetry import logger
 
 INTERVAL = 1.0
@@ -40,10 +41,12 @@ class CacheSync:
     # False for a cache that is not the one the outbox tracks (the inactive cache of a move: dual_cache.py):
     # its replays must never mark rows applied that the active cache may still owe.
     owns_outbox: bool = True
+    publisher: ChangePublisher = field(default_factory=NoPublisher)
 
     def run_once(self) -> bool:
         """One comparison and repair; True when Redis was found consistent with PostgreSQL (or made so)."""
         self.passes += 1
+        self.publisher.flush()  # a change message that failed to go, sent again (publish.py)
         if not self.reads.breaker.allow():
             return False  # Redis is down for this container: nothing to compare, and nothing waits on it
         try:
@@ -73,6 +76,7 @@ class CacheSync:
         self.reads.synced(state.revision)
 
     def _apply_repairs(self, state: SyncState, cached: int | None, lost: bool) -> None:
+        before = cached
         if cached is None:  # flushed or restarted empty: nothing old is left, fills come from PostgreSQL
             self.cache.seed_revision(state.revision)
             cached = state.revision
@@ -89,6 +93,10 @@ class CacheSync:
             self._replay(rows)
         self._replay_keys(self._outdated(state))
         self.cache.seed_revision(state.revision)
+        # Writes whose own cache step failed were never announced; nor was a revision Redis lacked (a read may
+        # have seeded it meanwhile): one message with the newest revision covers them all.
+        if rows or before is None or before < state.revision:
+            self.publisher.publish(state.revision)
 
     def _owed(self, state: SyncState, cached: int, lost: bool) -> list[OutboxEntry]:
         rows: dict[int, OutboxEntry] = {}
@@ -134,12 +142,14 @@ class CacheSync:
         logger.info("outbox replayed", rows=len(rows), owns_outbox=self.owns_outbox)
 
 
-def sync_inline(reads: CacheAside, *, interval: float = 2 * INTERVAL) -> CacheAside:
+def sync_inline(
+    reads: CacheAside, *, interval: float = 2 * INTERVAL, publisher: ChangePublisher | None = None
+) -> CacheAside:
     """Run the sync in the calling thread: when the read path suspects Redis, and at most every `interval`
     on a read (tests and embedders; deployed and local servers run a SyncThread instead, off the read path)."""
     if reads.cache is None:
         return reads
-    sync = CacheSync(reads.repository, reads.cache, reads)
+    sync = CacheSync(reads.repository, reads.cache, reads, publisher=publisher or NoPublisher())
     last = [time.monotonic()]
 
     def tick() -> None:

@@ -20,6 +20,7 @@ from flagservice.dual_cache import DualWriteCache
 from flagservice.errors import CacheUnavailableError
 from flagservice.l1 import L1Cache
 from flagservice.ports import FlagCache
+from flagservice.push.publish import ChangePublisher, HttpChannelPublisher, LambdaInvokePublisher, NoPublisher
 from flagservice.service import FlagService
 from flagservice.settings import Settings, SettingsError, get_settings
 from flagservice.sync import CacheSync, SyncThread
@@ -81,11 +82,16 @@ def build_flag_cache(settings: Settings) -> RedisFlagCache | DualWriteCache:
     return DualWriteCache(primary, secondary)
 
 
-def _syncs(repository: PostgresFlagRepository, cache: FlagCache, reads: CacheAside) -> list[SyncThread]:
-    """The active cache's background sync; during a move, the inactive cache's repair beside it."""
-    if not isinstance(cache, DualWriteCache):
-        return [SyncThread(CacheSync(repository, cache, reads))]
-    return [SyncThread(CacheSync(repository, cache.active, reads)), SyncThread(inactive_sync(repository, cache))]
+def _syncs(
+    repository: PostgresFlagRepository, cache: FlagCache, reads: CacheAside, publisher: ChangePublisher
+) -> list[SyncThread]:
+    """The active cache's background sync (which publishes the changes it replays); during a move, the
+    inactive cache's repair beside it."""
+    active = cache.active if isinstance(cache, DualWriteCache) else cache
+    syncs = [SyncThread(CacheSync(repository, active, reads, publisher=publisher))]
+    if isinstance(cache, DualWriteCache):
+        syncs.append(SyncThread(inactive_sync(repository, cache)))
+    return syncs
 
 
 def warm_next_cache() -> WarmReport:
@@ -95,6 +101,13 @@ def warm_next_cache() -> WarmReport:
     if target is None:
         raise CacheUnavailableError("no cache configured")
     return warm_cache(service.reads.repository, target)
+def build_publisher(settings: Settings) -> ChangePublisher:
+    """Deployed: the publisher function (asynchronous invoke); locally: the stand-in channel; else nothing."""
+    if settings.PUSH_PUBLISHER_FUNCTION:
+        return LambdaInvokePublisher(settings.PUSH_PUBLISHER_FUNCTION, settings.FLAGS_ENV)
+    if settings.PUSH_PUBLISH_URL:
+        return HttpChannelPublisher(settings.PUSH_PUBLISH_URL, settings.FLAGS_ENV)
+    return NoPublisher()
 
 
 def get_service() -> FlagService:
@@ -111,9 +124,10 @@ def get_service() -> FlagService:
             cache = build_flag_cache(settings)
             l1: L1Cache[Any] = L1Cache(max_age=settings.L1_MAX_AGE_MS / 1000)
             reads = CacheAside(repository, cache, l1=l1)
-            sync, *inactive = _syncs(repository, cache, reads)
+            publisher = build_publisher(settings)
+            sync, *inactive = _syncs(repository, cache, reads, publisher)
             reads.on_suspect = sync.wake
-            service = FlagService(repository, reads=reads)
+            service = FlagService(repository, reads=reads, publisher=publisher)
             opened.pop_all()
         _service, _sync, _inactive_sync = service, sync, (inactive[0] if inactive else None)
     for thread in (_sync, _inactive_sync):

@@ -5,6 +5,7 @@ The dashboard is its own construct (dashboard.py); both read the metrics of serv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import aws_budgets as budgets
@@ -133,7 +134,9 @@ class Monitoring(Construct):
         api: FlagApi,
         cache: CacheNodes,
         database: rds.IDatabaseInstance,
+        more_alarms: Sequence[AlarmSpec] = (),
     ) -> None:
+        """`more_alarms`: rows from the units that own their metrics (the push channel's)."""
         super().__init__(scope, construct_id)
         self._config = config
         self._logs = function.log_group
@@ -153,7 +156,8 @@ class Monitoring(Construct):
             removal_policy=config.resource_removal_policy,
         )
         self.alarm_topic = self._topic("AlarmTopic", f"Flag service alarms ({config.name})")
-        self.alarms = {spec.name: self._alarm(spec) for spec in alarm_table(self.metrics, config.alarms)}
+        rows = (*alarm_table(self.metrics, config.alarms), *more_alarms)
+        self.alarms = {spec.name: self._alarm(spec) for spec in rows}
         self.kill_switch_topic, self.kill_switch_alarm = self._kill_switch(config)
         self.budget = self._cache_budget(config)
         self.queries = self._queries(config.name)

@@ -17,10 +17,10 @@ ISOLATED = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 class Network(Construct):
     """VPC over two AZs with isolated subnets only: no NAT gateway, no internet gateway, flow logs on.
 
-    The functions reach AWS APIs through interface endpoints (Secrets Manager: every key here is
-    AWS-managed, so no KMS endpoint). Reachability is declared in one place, security group to
-    security group: functions -> cache 6379, functions and migrations -> database 5432, and both ->
-    the endpoints on 443. Only the endpoints accept the VPC's range, on HTTPS.
+    The functions reach AWS APIs through interface endpoints (Secrets Manager; Lambda, to invoke the push
+    channel's publisher; every key here is AWS-managed, so no KMS endpoint). Reachability is declared in
+    one place, security group to security group: functions -> cache 6379, functions and migrations ->
+    database 5432, and both -> the endpoints on 443. Only the endpoints accept the VPC's range, on HTTPS.
     """
 
     def __init__(
@@ -59,6 +59,15 @@ class Network(Construct):
         self.secrets_manager_endpoint = self.vpc.add_interface_endpoint(
             "SecretsManager",
             service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+            subnets=ec2.SubnetSelection(subnets=self.vpc.isolated_subnets[:endpoint_az_count]),
+            security_groups=[self.endpoint_security_group],
+            open=False,
+            private_dns_enabled=True,
+        )
+        # The flag function invokes the push channel's publisher (outside the VPC) through Lambda's API.
+        self.lambda_endpoint = self.vpc.add_interface_endpoint(
+            "Lambda",
+            service=ec2.InterfaceVpcEndpointAwsService.LAMBDA_,
             subnets=ec2.SubnetSelection(subnets=self.vpc.isolated_subnets[:endpoint_az_count]),
             security_groups=[self.endpoint_security_group],
             open=False,

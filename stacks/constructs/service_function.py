@@ -20,7 +20,7 @@ from stacks.constructs.network import ISOLATED
 from stacks.nag import acknowledge, aws_managed_policy
 
 # Local-only settings (CONTRACT.md section 4): a deployed function reads secrets and uses IAM instead.
-FORBIDDEN_ENVIRONMENT = frozenset({"DATABASE_URL", "ADMIN_TOKEN"})
+FORBIDDEN_ENVIRONMENT = frozenset({"DATABASE_URL", "ADMIN_TOKEN", "PUSH_TOKEN_SECRET", "PUSH_PUBLISH_URL"})
 MANAGED_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole")
 
 
@@ -35,8 +35,8 @@ class ServiceFunction(Construct):
         handler: str,
         description: str,
         environment: Mapping[str, str],
-        vpc: ec2.IVpc,
-        security_group: ec2.ISecurityGroup,
+        vpc: ec2.IVpc | None,
+        security_group: ec2.ISecurityGroup | None,
         log_retention: logs.RetentionDays,
         removal_policy: cdk.RemovalPolicy,
         memory_size: int = 256,
@@ -45,7 +45,8 @@ class ServiceFunction(Construct):
         keep_old_versions: bool = False,
         version_description: str | None = None,
     ) -> None:
-        """`keep_old_versions` retains each published version when the next one replaces it (rollback targets)."""
+        """`keep_old_versions` retains each published version when the next one replaces it (rollback targets);
+        `vpc` None: a function outside the VPC (the push channel's publisher and authorizer reach public APIs)."""
         super().__init__(scope, construct_id)
         forbidden = FORBIDDEN_ENVIRONMENT.intersection(environment)
         if forbidden:
@@ -61,8 +62,8 @@ class ServiceFunction(Construct):
             description=description,
             environment=dict(environment),
             vpc=vpc,
-            vpc_subnets=ISOLATED,
-            security_groups=[security_group],
+            vpc_subnets=ISOLATED if vpc else None,
+            security_groups=[security_group] if security_group else None,
             log_group=self.log_group,
             memory_size=memory_size,
             timeout=timeout or cdk.Duration.seconds(30),
@@ -73,11 +74,11 @@ class ServiceFunction(Construct):
             if keep_old_versions
             else None,
         )
-        self._acknowledge()
+        self._acknowledge(MANAGED_POLICIES if vpc else MANAGED_POLICIES[:1])
 
-    def _acknowledge(self) -> None:
+    def _acknowledge(self, policies: tuple[str, ...]) -> None:
         assert self.function.role is not None
-        for policy in MANAGED_POLICIES:
+        for policy in policies:
             acknowledge(
                 self.function.role,
                 aws_managed_policy(policy),

@@ -41,10 +41,22 @@ def stack(
     postgres_url: str, page_site: StaticSite, browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """Two local servers (the page's, and one to write while it is down) on an own Redis and a new database."""
+    yield from new_stack(postgres_url, page_site, browser, tmp_path_factory, channel=False)
+
+
+def new_stack(
+    postgres_url: str,
+    page_site: StaticSite,
+    browser: Browser,
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    channel: bool,
+) -> Iterator[Stack]:
     redis, database_url = redis_for_tests(), create_database(postgres_url)
     migrate(database_url)
+    workdir = tmp_path_factory.mktemp("stack")
     try:
-        with running_stack(redis, database_url, page_site, browser, tmp_path_factory.mktemp("stack")) as running:
+        with running_stack(redis, database_url, page_site, browser, workdir, channel=channel) as running:
             try:
                 yield running
             finally:

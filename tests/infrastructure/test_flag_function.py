@@ -31,7 +31,7 @@ POWERTOOLS_VARIABLES = frozenset(
         "LOG_LEVEL",
     }
 )
-LOCAL_ONLY = {"DATABASE_URL", "ADMIN_TOKEN"}
+LOCAL_ONLY = {"DATABASE_URL", "ADMIN_TOKEN", "PUSH_TOKEN_SECRET", "PUSH_PUBLISH_URL"}
 
 
 def flag_function(template: Template) -> str:
@@ -177,7 +177,7 @@ def test_the_function_runs_in_the_isolated_subnets_with_the_function_security_gr
     assert function_group in flag_group
 
 
-def test_the_function_reads_only_the_database_secret_and_signs_in_to_its_caches_as_its_user(
+def test_the_function_reads_only_its_secrets_signs_in_to_its_caches_and_invokes_only_the_publisher(
     service_template: Template, config: EnvironmentConfig
 ) -> None:
     # Given the flag function's role
@@ -187,11 +187,10 @@ def test_the_function_reads_only_the_database_secret_and_signs_in_to_its_caches_
     def arn_ending(name: str) -> dict[str, Any]:
         return {"Fn::Join": ["", Match.array_with([name])]}
 
-    # Then its one policy reads the database secret and connects to its cache as its user, and nothing else
-    read = {
-        "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-        "Resource": variables(service_template)["DB_SECRET_ARN"],
-    }
+    # Then its one policy reads the database secret and the push channel's token key, connects to its cache as
+    # its user and invokes the push publisher (issue 17), and nothing else
+    secrets = Capture()
+    read = {"Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"], "Resource": secrets}
     connect = {
         "Action": "elasticache:Connect",
         "Resource": [
@@ -199,13 +198,17 @@ def test_the_function_reads_only_the_database_secret_and_signs_in_to_its_caches_
             arn_ending(f":user:flags-{config.name}-service"),
         ],
     }
+    publisher = variables(service_template)["PUSH_PUBLISHER_FUNCTION"]["Ref"]
+    invoke = {"Action": "lambda:InvokeFunction", "Resource": {"Fn::GetAtt": [publisher, "Arn"]}}
     service_template.has_resource_properties(
         "AWS::IAM::Policy",
         {
             "Roles": [{"Ref": role.as_string()}],
-            "PolicyDocument": {"Statement": [Match.object_like(read), Match.object_like(connect)]},
+            "PolicyDocument": {"Statement": [Match.object_like(s) for s in (read, connect, invoke)]},
         },
     )
+    expected = [variables(service_template)[name] for name in ("DB_SECRET_ARN", "PUSH_TOKEN_SECRET_ARN")]
+    assert sorted(map(str, secrets.as_array())) == sorted(map(str, expected))
 
 
 def test_the_live_alias_points_at_the_published_version(service_template: Template) -> None:

@@ -127,7 +127,8 @@ def test_a_trigger_invokes_the_current_version_synchronously(template: Template)
 
 def test_the_trigger_runs_after_the_database_and_the_secrets_endpoint(template: Template) -> None:
     instance = only_id(template, "AWS::RDS::DBInstance")
-    endpoint = only_id(template, "AWS::EC2::VPCEndpoint")
+    secrets = {"Properties": {"ServiceName": {"Fn::Join": ["", Match.array_with([".secretsmanager"])]}}}
+    (endpoint,) = template.find_resources("AWS::EC2::VPCEndpoint", secrets)
 
     template.resource_count_is("Custom::Trigger", 1)
     template.has_resource("Custom::Trigger", {"DependsOn": Match.array_with(sorted([instance, endpoint]))})

@@ -60,18 +60,19 @@ def test_all_vpc_traffic_is_flow_logged_to_cloudwatch(template: Template, config
 
 def test_secrets_manager_is_reached_through_a_private_endpoint(template: Template, config: EnvironmentConfig) -> None:
     subnets = Capture()
-    template.resource_count_is("AWS::EC2::VPCEndpoint", 1)  # no KMS endpoint: every key is AWS-managed
-    template.has_resource_properties(
-        "AWS::EC2::VPCEndpoint",
-        {
-            "VpcEndpointType": "Interface",
-            "PrivateDnsEnabled": True,
-            "ServiceName": {"Fn::Join": ["", Match.array_with([".secretsmanager"])]},
-            "SubnetIds": subnets,
-        },
-    )
-
-    assert len(subnets.as_array()) == config.network.endpoint_az_count
+    # Secrets Manager, and Lambda (the push publisher's invoke); no KMS endpoint: every key is AWS-managed
+    template.resource_count_is("AWS::EC2::VPCEndpoint", 2)
+    for service in (".secretsmanager", ".lambda"):
+        template.has_resource_properties(
+            "AWS::EC2::VPCEndpoint",
+            {
+                "VpcEndpointType": "Interface",
+                "PrivateDnsEnabled": True,
+                "ServiceName": {"Fn::Join": ["", Match.array_with([service])]},
+                "SubnetIds": subnets,
+            },
+        )
+        assert len(subnets.as_array()) == config.network.endpoint_az_count
 
 
 def test_cache_and_database_ports_are_opened_only_between_security_groups(template_json: dict[str, Any]) -> None:

@@ -72,6 +72,12 @@ def test_settings_fields_are_the_contract_variables() -> None:
         "REDIS_SECONDARY_URL",
         "REDIS_SECONDARY_CACHE_NAME",
         "REDIS_READ_FROM",
+        "PUSH_CHANNEL_URL",
+        "PUSH_CHANNEL_HOST",
+        "PUSH_TOKEN_SECRET",
+        "PUSH_TOKEN_SECRET_ARN",
+        "PUSH_PUBLISHER_FUNCTION",
+        "PUSH_PUBLISH_URL",
     }
 
 

@@ -4,10 +4,11 @@
 // in window.probe.changes; provider events go to window.probe.events (for diagnosis only).
 import { OpenFeature, ProviderEvents } from '@openfeature/web-sdk';
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
+import { installFlagChannel } from '../../../web/flag-channel.js';
 
 const query = new URLSearchParams(window.location.search);
 const flag = query.get('flag');
-const probe = { ready: false, changes: [], events: [], failure: null };
+const probe = { ready: false, changes: [], events: [], failure: null, opened: 0, fetches: 0, messages: [] };
 window.probe = probe;
 document.getElementById('flag').textContent = flag;
 
@@ -40,6 +41,21 @@ for (const type of [ProviderEvents.Ready, ProviderEvents.ConfigurationChanged, P
     observe(type);
   });
 }
+installFlagChannel(); // the deployed push channel's adapter: SSE URLs still go to the browser's EventSource
+// For the tests' preconditions only: how many streams opened, how many fetches finished.
+const Installed = window.EventSource;
+window.EventSource = function CountingEventSource(url, init) {
+  const source = new Installed(url, init);
+  source.addEventListener('open', () => { probe.opened += 1; });
+  source.addEventListener('message', (event) => { probe.messages.push({ at: Date.now(), data: event.data }); });
+  return source;
+};
+const nativeFetch = window.fetch.bind(window);
+window.fetch = (...args) => nativeFetch(...args).then((answer) => {
+  probe.fetches += 1;
+  probe.messages.push({ at: Date.now(), fetched: answer.status });
+  return answer;
+});
 const provider = new OFREPWebProvider({ baseUrl: query.get('service'), pollInterval: 0 });
 OpenFeature.setProviderAndWait(provider)
   .then(() => {
