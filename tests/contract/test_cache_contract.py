@@ -16,7 +16,6 @@ from flagservice.ports import Guarded
 from tests.conftest import redis_cache
 from tests.fakes import InMemoryFlagCache
 
-
 DUALS = {  # the dual-write params: (active, inactive)
     "dual-redis": ("redis_url", "embedded_redis_url"),  # reads from Redis 7, every write step to Redis 6.2 too
     "dual-standalone-cluster": ("redis_url", "redis_cluster"),  # dual-write of a move to cluster mode
