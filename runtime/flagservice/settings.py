@@ -50,9 +50,11 @@ class Settings(BaseModel):
     # true: REDIS_URL names any node of a cluster-mode-enabled cache (Redis Cluster), primary or replica.
     REDIS_CLUSTER_MODE: bool = False
     # A blue/green cache move (docs/operations.md): the second cache, which every cache step also goes to,
-    # its replication group (IAM tokens are signed for it), and which of the two answers reads.
+    # its replication group (IAM tokens are signed for it), whether it is a cluster (a move may switch
+    # cluster mode on or off: REDIS_CLUSTER_MODE is the primary's alone), and which of the two answers reads.
     REDIS_SECONDARY_URL: str | None = Field(default=None, pattern=r"^rediss?://")
     REDIS_SECONDARY_CACHE_NAME: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]*$")
+    REDIS_SECONDARY_CLUSTER_MODE: bool = False
     REDIS_READ_FROM: Literal["primary", "secondary"] = "primary"
     # The deployed push channel (issue 17): advertised instead of EVENT_STREAM_URL when set.
     PUSH_CHANNEL_URL: str | None = Field(default=None, pattern=r"^wss?://[^\s?#]+$")
@@ -101,6 +103,8 @@ class Settings(BaseModel):
             raise ValueError("REDIS_SECONDARY_URL must name another cache than REDIS_URL")
         if self.REDIS_SECONDARY_CACHE_NAME and not secondary:
             raise ValueError("REDIS_SECONDARY_CACHE_NAME needs REDIS_SECONDARY_URL")
+        if self.REDIS_SECONDARY_CLUSTER_MODE and not secondary:
+            raise ValueError("REDIS_SECONDARY_CLUSTER_MODE needs REDIS_SECONDARY_URL")
         if secondary and self.REDIS_IAM_USER:
             if not self.REDIS_SECONDARY_CACHE_NAME or self.REDIS_SECONDARY_CACHE_NAME == self.REDIS_CACHE_NAME:
                 raise ValueError("REDIS_SECONDARY_URL with REDIS_IAM_USER needs its own REDIS_SECONDARY_CACHE_NAME")
@@ -112,8 +116,13 @@ class Settings(BaseModel):
         """The same settings pointed at the secondary cache (None outside a move)."""
         if not self.REDIS_SECONDARY_URL:
             return None
-        changes = {"REDIS_URL": self.REDIS_SECONDARY_URL, "REDIS_CACHE_NAME": self.REDIS_SECONDARY_CACHE_NAME}
-        return self.model_copy(update=changes | {"REDIS_SECONDARY_URL": None, "REDIS_SECONDARY_CACHE_NAME": None})
+        changes = {
+            "REDIS_URL": self.REDIS_SECONDARY_URL,
+            "REDIS_CACHE_NAME": self.REDIS_SECONDARY_CACHE_NAME,
+            "REDIS_CLUSTER_MODE": self.REDIS_SECONDARY_CLUSTER_MODE,
+        }
+        unset = {"REDIS_SECONDARY_URL": None, "REDIS_SECONDARY_CACHE_NAME": None, "REDIS_SECONDARY_CLUSTER_MODE": False}
+        return self.model_copy(update=changes | unset)
 
     @model_validator(mode="after")
     def _push_channel_credential(self) -> Settings:

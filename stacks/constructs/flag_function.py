@@ -32,7 +32,8 @@ def flag_settings(
 
     The cache is reached over TLS and signed into with IAM (REDIS_IAM_USER, REDIS_CACHE_NAME); the
     database's address is here and its password in RDS's managed secret. tests/infrastructure/
-    test_flag_function.py compares every name with `flagservice.settings.Settings`. Tracing stays off:
+    test_flag_function.py compares every name with `flagservice.settings.Settings`. Which cache (and its
+    cluster mode, REDIS_CLUSTER_MODE) comes from stacks/cache_move.py, merged over these. Tracing stays off:
     the isolated VPC has no X-Ray endpoint (docs/operations.md).
     """
     function = config.function
@@ -58,8 +59,6 @@ def flag_settings(
     }
     if function.rds_proxy:
         settings["DB_PREPARED_STATEMENTS"] = "false"  # prepared statements pin RDS Proxy sessions
-    if config.cache.cluster_mode:
-        settings["REDIS_CLUSTER_MODE"] = "true"  # the endpoint is the configuration endpoint of a cluster
     return settings
 
 

@@ -1,6 +1,7 @@
 """The FlagCache contract: the same assertions against the fake, system Redis 7, embedded Redis 6.2, a Redis
 Cluster (cluster mode: 3 primaries, 3 replicas), and the dual-write cache of a blue/green move (dual_cache.py)
-over two fakes and over both real servers."""
+over two fakes, over both real servers, and across cluster mode (a move from a standalone cache to a cluster,
+reads from either: each cache keeps its own client)."""
 
 from __future__ import annotations
 
@@ -15,20 +16,30 @@ from flagservice.ports import Guarded
 from tests.conftest import redis_cache
 from tests.fakes import InMemoryFlagCache
 
+DUALS = {  # the dual-write params: (active, inactive)
+    "dual-redis": ("redis_url", "embedded_redis_url"),  # reads from Redis 7, every write step to Redis 6.2 too
+    "dual-standalone-cluster": ("redis_url", "redis_cluster"),  # dual-write of a move to cluster mode
+    "dual-cluster-standalone": ("redis_cluster", "redis_url"),  # its switch-reads (or a move back)
+}
 
-@pytest.fixture(params=["fake", "redis-system", "redis-embedded", "redis-cluster", "dual-fake", "dual-redis"])
+
+def real_cache(request: pytest.FixtureRequest, fixture: str) -> Any:
+    if fixture == "redis_cluster":
+        return redis_cache(request.getfixturevalue(fixture).url, client={"cluster": True})
+    return redis_cache(request.getfixturevalue(fixture))
+
+
+@pytest.fixture(params=["fake", "redis-system", "redis-embedded", "redis-cluster", "dual-fake", *DUALS])
 def any_cache(request: pytest.FixtureRequest) -> Any:
     if request.param == "fake":
         return InMemoryFlagCache()
-    if request.param == "redis-cluster":
-        return redis_cache(request.getfixturevalue("redis_cluster").url, client={"cluster": True})
     if request.param == "dual-fake":
         return DualWriteCache(InMemoryFlagCache(), InMemoryFlagCache())
-    if request.param == "dual-redis":  # reads from Redis 7, every write step to Redis 6.2 too
-        active, inactive = (redis_cache(request.getfixturevalue(name)) for name in ("redis_url", "embedded_redis_url"))
+    if request.param in DUALS:
+        active, inactive = (real_cache(request, fixture) for fixture in DUALS[request.param])
         return DualWriteCache(active, inactive)
-    url = request.getfixturevalue("redis_url" if request.param == "redis-system" else "embedded_redis_url")
-    return redis_cache(url)
+    single = {"redis-system": "redis_url", "redis-embedded": "embedded_redis_url", "redis-cluster": "redis_cluster"}
+    return real_cache(request, single[request.param])
 
 
 def stored(version: int, key: str = "checkout", enabled: bool = True) -> StoredFlag:
@@ -122,3 +133,22 @@ def test_entries_keep_float_values(any_cache: Any) -> None:
     any_cache.seed_revision(1)
     any_cache.fill("f", flag, version=1, observed_revision=1)
     assert type(any_cache.read("f").entry.flag.definition.variants["a"]) is float
+
+
+@pytest.fixture(params=sorted(DUALS))
+def dual_cache(request: pytest.FixtureRequest) -> DualWriteCache:
+    return DualWriteCache(*(real_cache(request, fixture) for fixture in DUALS[request.param]))
+
+
+def test_every_write_step_reaches_both_real_caches(dual_cache: DualWriteCache) -> None:
+    """The inactive cache's failures are swallowed (and repaired later), so the contract above alone would pass
+    with a client of the wrong kind on it (a standalone client against a cluster): read each cache directly."""
+    for cache in (dual_cache.active, dual_cache.inactive):  # the revision copy: the warm step seeds the inactive one
+        cache.seed_revision(1)
+    dual_cache.apply_write("checkout", stored(2), version=2, revision=2)
+    dual_cache.fill("other", stored(1, "other"), version=1, observed_revision=2)
+
+    for cache in (dual_cache.active, dual_cache.inactive):
+        assert cache.read("checkout").entry.version == 2 and cache.read("other").entry.version == 1
+        assert cache.signal().revision == 2
+    assert dual_cache.inactive_breaker.closed and dual_cache.take_missed() is None

@@ -2,7 +2,9 @@
 
 The committed cdk.json has no move (the session synth: one cache per environment, no cache stack). The
 move is synthesized once, from a config override, with one phase per environment so that one synth
-shows all three: dev `dual-write` (and a larger node type), staging `switch-reads`, prod `finish`. A
+shows all three: dev `dual-write`, staging `switch-reads`, prod `finish`, each a move from today's
+standalone cache to a cluster-mode one (dev's also to a larger node type; the settings of the other
+directions, which differ only in two variables, are checked without a synth). A
 second, smaller synth shows dev after the move is closed (the new generation is `cache`, in its own
 stack; the stateful stack no longer holds a cache). cdk-nag runs on both synths (an unacknowledged
 finding fails them) and cfn-lint on the templates a move changes.
@@ -26,6 +28,7 @@ from cfnlint.api import ManualArgs, lint_file
 
 import app as app_module
 from flagservice.settings import Settings
+from stacks.cache_move import CacheInUse, cache_settings
 from stacks.config import ENVIRONMENT_NAMES, ENVIRONMENTS_KEY, ConfigError, parse_environments, read_cdk_json
 from tests.infrastructure.conftest import Synthesis, only_id
 from tests.infrastructure.test_flag_function import FLAG_HANDLER
@@ -33,6 +36,7 @@ from tests.infrastructure.test_flag_function import FLAG_HANDLER
 GROUP = "AWS::ElastiCache::ReplicationGroup"
 PARAMETER = "AWS::SSM::Parameter"
 PHASES = {"dev": "dual-write", "staging": "switch-reads", "prod": "finish"}
+TO_CLUSTER = {"clusterMode": True, "shards": 2, "replicas": 1}  # dev has no replica today: a cluster needs one
 
 
 @dataclass
@@ -57,9 +61,9 @@ class Moved:
 def moving_document(phases: dict[str, str]) -> dict[str, Any]:
     document = copy.deepcopy(read_cdk_json())
     for environment, phase in phases.items():
-        move: dict[str, Any] = {"phase": phase}
+        move: dict[str, Any] = {"phase": phase, "changes": dict(TO_CLUSTER)}
         if environment == "dev":
-            move["changes"] = {"nodeType": "cache.t4g.small"}
+            move["changes"]["nodeType"] = "cache.t4g.small"
         document["context"][ENVIRONMENTS_KEY][environment]["cacheMove"] = move
     return document
 
@@ -131,8 +135,12 @@ def test_the_next_generation_is_its_own_stack_beside_an_untouched_current_cache(
     cache.has_resource_properties(
         GROUP,
         {"ReplicationGroupId": "flags-dev-cache-2", "CacheNodeType": "cache.t4g.small",
-         "UserGroupIds": ["flags-dev-users"], "TransitEncryptionMode": "required"},
+         "UserGroupIds": ["flags-dev-users"], "TransitEncryptionMode": "required",
+         "ClusterMode": "enabled", "NumNodeGroups": 2, "ReplicasPerNodeGroup": 1, "NumCacheClusters": Match.absent()},
     )  # fmt: skip
+    cache.has_resource_properties(
+        "AWS::ElastiCache::ParameterGroup", {"Properties": Match.object_like({"cluster-enabled": "yes"})}
+    )
     assert moved.environments["dev"].caches[0].stack_name == "FlagsCache-dev-2"
 
 
@@ -148,7 +156,10 @@ def test_the_cache_stack_joins_the_network_through_parameters_and_publishes_its_
     )
     cache.has_resource_properties(
         PARAMETER,
-        {"Name": "/flagservice/dev/cache/2/endpoint", "Value": {"Fn::GetAtt": [group, "PrimaryEndPoint.Address"]}},
+        {
+            "Name": "/flagservice/dev/cache/2/endpoint",
+            "Value": {"Fn::GetAtt": [group, "ConfigurationEndPoint.Address"]},
+        },
     )
     cache.has_resource_properties(PARAMETER, {"Name": "/flagservice/dev/cache/2/name", "Value": {"Ref": group}})
 
@@ -169,6 +180,9 @@ def test_the_phase_sets_which_cache_the_function_writes_and_reads(
 
     assert parameter_named(service, settings["REDIS_URL"]) == f"/flagservice/{environment}/{primary}"
     assert settings.get("REDIS_READ_FROM") == reads_from
+    # Each cache's own cluster mode: today's is standalone, the next generation a cluster
+    assert settings.get("REDIS_CLUSTER_MODE") == ("true" if secondary is None else None)
+    assert settings.get("REDIS_SECONDARY_CLUSTER_MODE") == (None if secondary is None else "true")
     if secondary is None:
         assert "REDIS_SECONDARY_URL" not in settings and "REDIS_SECONDARY_CACHE_NAME" not in settings
         assert parameter_named(service, settings["REDIS_CACHE_NAME"]) == f"/flagservice/{environment}/cache/2/name"
@@ -187,7 +201,42 @@ def test_the_moving_settings_are_valid_runtime_settings(moved: Moved, environmen
         tokens |= {"REDIS_SECONDARY_URL": "rediss://b.example:6379", "REDIS_SECONDARY_CACHE_NAME": "flags-x-cache-2"}
     plain = {name: value for name, value in settings.items() if isinstance(value, str)}
 
-    assert settings.get("REDIS_READ_FROM", "primary") == Settings.model_validate(plain | tokens).REDIS_READ_FROM
+    runtime = Settings.model_validate(plain | tokens)
+    reads = runtime.secondary() if runtime.REDIS_READ_FROM == "secondary" else runtime
+
+    assert settings.get("REDIS_READ_FROM", "primary") == runtime.REDIS_READ_FROM
+    assert reads is not None and reads.REDIS_CLUSTER_MODE is (environment != "dev")  # reads from the cluster
+
+
+@pytest.mark.parametrize("phase", [None, "dual-write", "switch-reads", "finish"])
+@pytest.mark.parametrize(("today", "after"), [(False, True), (True, False), (False, False), (True, True)])
+def test_each_phase_gives_each_cache_its_own_cluster_mode(phase: str | None, today: bool, after: bool) -> None:
+    """Every direction of every phase without a synth (the synth above shows standalone to cluster)."""
+    # Given staging (one replica: either shape is valid) moving from today's cache to `after`'s shape
+    document = copy.deepcopy(read_cdk_json())
+    staging = document["context"][ENVIRONMENTS_KEY]["staging"]
+    staging["cache"]["clusterMode"] = today
+    if phase is not None:
+        staging["cacheMove"] = {"phase": phase, "changes": {"clusterMode": after}}
+    config = parse_environments(document)["staging"]
+
+    # When the phase's cache settings are made
+    current = CacheInUse("current.example", "flags-staging-cache-1", config.cache)
+    caches = cache_settings(config, current, lambda key: key.replace("/", "-"))
+
+    # Then REDIS_URL's cache has its own mode, the secondary (while there is one) its own, and the runtime agrees
+    primary_cluster = after if phase == "finish" else today
+    secondary_cluster = after and phase in ("dual-write", "switch-reads")
+    expected = {"REDIS_CLUSTER_MODE": "true" if primary_cluster else None,
+                "REDIS_SECONDARY_CLUSTER_MODE": "true" if secondary_cluster else None}  # fmt: skip
+    assert {name: caches.environment.get(name) for name in expected} == expected
+    assert caches.primary.config.cluster_mode is primary_cluster
+    tokens = {"REDIS_URL": f"rediss://{caches.primary.endpoint}:6379", "DB_HOST": "db.example"}
+    runtime = Settings.model_validate(caches.environment | tokens)
+    secondary = runtime.secondary()
+    assert runtime.REDIS_CLUSTER_MODE is primary_cluster
+    assert (secondary is not None) is (phase in ("dual-write", "switch-reads"))
+    assert secondary is None or secondary.REDIS_CLUSTER_MODE is after
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)

@@ -71,6 +71,7 @@ def test_settings_fields_are_the_contract_variables() -> None:
         "REDIS_CLUSTER_MODE",
         "REDIS_SECONDARY_URL",
         "REDIS_SECONDARY_CACHE_NAME",
+        "REDIS_SECONDARY_CLUSTER_MODE",
         "REDIS_READ_FROM",
         "PUSH_CHANNEL_URL",
         "PUSH_CHANNEL_HOST",
