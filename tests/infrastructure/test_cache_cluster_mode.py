@@ -8,22 +8,19 @@ with cdk-nag (a finding fails the synth) and cfn-lint; the session's synth stand
 from __future__ import annotations
 
 import copy
-import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
-from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint_file
 
 import app as app_module
 from stacks.config import ENVIRONMENTS_KEY, ConfigError, parse_environments, read_cdk_json
 from stacks.constructs.cache import CacheNodes
 from tests.infrastructure.conftest import Synthesis, function_id
+from tests.infrastructure.overrides import synthesize
 from tests.infrastructure.test_flag_function import FLAG_HANDLER
 
 GROUP = "AWS::ElastiCache::ReplicationGroup"
@@ -41,16 +38,8 @@ def cluster_document(**cache: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def clustered() -> Iterator[tuple[Template, Template, Path, app_module.EnvironmentStacks]]:
-    config = parse_environments(cluster_document())["dev"]
-    outdir = Path(tempfile.mkdtemp(prefix="cdk-cluster-"))
-    app = app_module.create_app(str(outdir), builtin_cloud_formation_validation=False)
-    app.node.set_context("aws:cdk:bundling-stacks", [])
-    stacks = app_module.build_environment(app, config, None)
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
-    stateful = Template.from_json(json.loads((outdir / f"{stacks.stateful.artifact_id}.template.json").read_text()))
-    service = Template.from_json(json.loads((outdir / f"{stacks.service.artifact_id}.template.json").read_text()))
-    yield stateful, service, outdir, stacks
+    synthesized = synthesize(cluster_document())
+    yield synthesized.stateful("dev"), synthesized.service("dev"), synthesized.outdir, synthesized.environments["dev"]
 
 
 Clustered = tuple[Template, Template, Path, app_module.EnvironmentStacks]

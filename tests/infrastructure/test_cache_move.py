@@ -13,49 +13,24 @@ finding fails them) and cfn-lint on the templates a move changes.
 from __future__ import annotations
 
 import copy
-import json
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
-from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint_file
 
-import app as app_module
 from flagservice.settings import Settings
 from stacks.cache_move import CacheInUse, cache_settings
 from stacks.config import ENVIRONMENT_NAMES, ENVIRONMENTS_KEY, ConfigError, parse_environments, read_cdk_json
 from tests.infrastructure.conftest import Synthesis, only_id
+from tests.infrastructure.overrides import Synthesized, synthesize
 from tests.infrastructure.test_flag_function import FLAG_HANDLER
 
 GROUP = "AWS::ElastiCache::ReplicationGroup"
 PARAMETER = "AWS::SSM::Parameter"
 PHASES = {"dev": "dual-write", "staging": "switch-reads", "prod": "finish"}
 TO_CLUSTER = {"clusterMode": True, "shards": 2, "replicas": 1}  # dev has no replica today: a cluster needs one
-
-
-@dataclass
-class Moved:
-    outdir: Path
-    environments: dict[str, app_module.EnvironmentStacks]
-
-    def template(self, stack: cdk.Stack) -> Template:
-        return Template.from_json(json.loads((self.outdir / f"{stack.artifact_id}.template.json").read_text()))
-
-    def service(self, environment: str) -> Template:
-        return self.template(self.environments[environment].service)
-
-    def stateful(self, environment: str) -> Template:
-        return self.template(self.environments[environment].stateful)
-
-    def cache(self, environment: str) -> Template:
-        (stack,) = self.environments[environment].caches
-        return self.template(stack)
 
 
 def moving_document(phases: dict[str, str]) -> dict[str, Any]:
@@ -76,25 +51,13 @@ def closed_document() -> dict[str, Any]:
     return document
 
 
-def synthesize(document: dict[str, Any], names: tuple[str, ...]) -> Moved:
-    """The environments `names` of `document`, synthesized as app.py does, with cdk-nag (no bundling)."""
-    configs = parse_environments(document)
-    outdir = Path(tempfile.mkdtemp(prefix="cdk-move-"))
-    app = app_module.create_app(str(outdir), builtin_cloud_formation_validation=False)
-    app.node.set_context("aws:cdk:bundling-stacks", [])
-    environments = {name: app_module.build_environment(app, configs[name], None) for name in names}
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
-    return Moved(outdir, environments)
-
-
 @pytest.fixture(scope="module")
-def moved() -> Iterator[Moved]:
+def moved() -> Iterator[Synthesized]:
     yield synthesize(moving_document(PHASES), ENVIRONMENT_NAMES)
 
 
 @pytest.fixture(scope="module")
-def closed() -> Iterator[Moved]:
+def closed() -> Iterator[Synthesized]:
     yield synthesize(closed_document(), ("dev",))
 
 
@@ -122,7 +85,7 @@ def test_the_committed_cdk_json_has_one_cache_per_environment_and_no_cache_stack
 
 
 def test_the_next_generation_is_its_own_stack_beside_an_untouched_current_cache(
-    moved: Moved, synthesis: Synthesis
+    moved: Synthesized, synthesis: Synthesis
 ) -> None:
     # Given dev mid-move and dev today
     today = synthesis.template("dev")
@@ -144,7 +107,7 @@ def test_the_next_generation_is_its_own_stack_beside_an_untouched_current_cache(
     assert moved.environments["dev"].caches[0].stack_name == "FlagsCache-dev-2"
 
 
-def test_the_cache_stack_joins_the_network_through_parameters_and_publishes_its_own(moved: Moved) -> None:
+def test_the_cache_stack_joins_the_network_through_parameters_and_publishes_its_own(moved: Synthesized) -> None:
     cache = moved.cache("dev")
     group = only_id(cache, GROUP)
     security_group = Capture()
@@ -173,7 +136,7 @@ def test_the_cache_stack_joins_the_network_through_parameters_and_publishes_its_
     ],
 )
 def test_the_phase_sets_which_cache_the_function_writes_and_reads(
-    moved: Moved, environment: str, primary: str, secondary: str | None, reads_from: str | None
+    moved: Synthesized, environment: str, primary: str, secondary: str | None, reads_from: str | None
 ) -> None:
     service = moved.service(environment)
     settings = variables(service)
@@ -193,7 +156,7 @@ def test_the_phase_sets_which_cache_the_function_writes_and_reads(
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)
-def test_the_moving_settings_are_valid_runtime_settings(moved: Moved, environment: str) -> None:
+def test_the_moving_settings_are_valid_runtime_settings(moved: Synthesized, environment: str) -> None:
     settings = variables(moved.service(environment))
     tokens = {"REDIS_URL": "rediss://a.example:6379", "REDIS_CACHE_NAME": "flags-x-cache-1",
               "REDIS_IAM_USER": "flags-x-service", "DB_SECRET_ARN": "arn:secret", "DB_HOST": "db.example"}  # fmt: skip
@@ -240,7 +203,7 @@ def test_each_phase_gives_each_cache_its_own_cluster_mode(phase: str | None, tod
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)
-def test_the_function_may_sign_in_to_both_generations_in_every_phase(moved: Moved, environment: str) -> None:
+def test_the_function_may_sign_in_to_both_generations_in_every_phase(moved: Synthesized, environment: str) -> None:
     connect = Capture()
     moved.service(environment).has_resource_properties(
         "AWS::IAM::Policy",
@@ -255,7 +218,7 @@ def test_the_function_may_sign_in_to_both_generations_in_every_phase(moved: Move
     ]
 
 
-def test_the_cache_stack_comes_after_the_stateful_stack_and_before_the_service(moved: Moved) -> None:
+def test_the_cache_stack_comes_after_the_stateful_stack_and_before_the_service(moved: Synthesized) -> None:
     stacks = moved.environments["dev"]
     (cache,) = stacks.caches
 
@@ -264,7 +227,7 @@ def test_the_cache_stack_comes_after_the_stateful_stack_and_before_the_service(m
         assert all("Export" not in output for output in moved.template(stack).to_json().get("Outputs", {}).values())
 
 
-def test_the_templates_a_move_changes_pass_cfn_lint(moved: Moved, closed: Moved) -> None:
+def test_the_templates_a_move_changes_pass_cfn_lint(moved: Synthesized, closed: Synthesized) -> None:
     """The new cache stack, the service in two phases and the stateful stack without a cache (the session's
     cfn-lint test covers the committed templates; the other phases differ only in the settings' values)."""
     dev, prod, after = moved.environments["dev"], moved.environments["prod"], closed.environments["dev"]
@@ -273,7 +236,7 @@ def test_the_templates_a_move_changes_pass_cfn_lint(moved: Moved, closed: Moved)
         assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")] == []
 
 
-def test_a_closed_move_leaves_the_new_cache_in_its_stack_and_none_in_the_stateful_one(closed: Moved) -> None:
+def test_a_closed_move_leaves_the_new_cache_in_its_stack_and_none_in_the_stateful_one(closed: Synthesized) -> None:
     # Given dev after the move was closed in cdk.json
     stateful, service = closed.stateful("dev"), closed.service("dev")
 

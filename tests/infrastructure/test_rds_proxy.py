@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
-from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint_file
 
 import app as app_module
@@ -28,6 +26,7 @@ from stacks.config import (
     read_cdk_json,
 )
 from tests.infrastructure.conftest import captured, only_id
+from tests.infrastructure.overrides import synthesize
 from tests.infrastructure.test_flag_function import POWERTOOLS_VARIABLES, variables
 
 
@@ -39,14 +38,8 @@ def proxied_document(environment: str = "dev") -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def proxied() -> Iterator[tuple[Path, app_module.EnvironmentStacks]]:
-    config = parse_environments(proxied_document())["dev"]
-    outdir = Path(tempfile.mkdtemp(prefix="cdk-proxy-"))
-    app = app_module.create_app(str(outdir), builtin_cloud_formation_validation=False)
-    app.node.set_context("aws:cdk:bundling-stacks", [])
-    stacks = app_module.build_environment(app, config, None)
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
-    yield outdir, stacks
+    synthesized = synthesize(proxied_document())
+    yield synthesized.outdir, synthesized.environments["dev"]
 
 
 def _template(outdir: Path, stack: cdk.Stack) -> Template:

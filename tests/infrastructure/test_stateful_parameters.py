@@ -8,22 +8,19 @@ each service deployment, and a new value publishes a new function version (throu
 from __future__ import annotations
 
 import copy
-import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
-from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint_file
 
 import app as app_module
 from stacks.config import ENVIRONMENTS_KEY, ConfigError, parse_environments, read_cdk_json
 from stacks.constructs import stateful_parameters as keys
 from tests.infrastructure.conftest import Synthesis, only_id, published
+from tests.infrastructure.overrides import synthesize
 from tests.infrastructure.test_flag_function import FLAG_HANDLER
 
 PARAMETER = "AWS::SSM::Parameter"
@@ -86,16 +83,8 @@ def replacing_document() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def replacing() -> Iterator[tuple[Template, Template, Path, app_module.EnvironmentStacks]]:
-    config = parse_environments(replacing_document())["dev"]
-    outdir = Path(tempfile.mkdtemp(prefix="cdk-replace-"))
-    app = app_module.create_app(str(outdir), builtin_cloud_formation_validation=False)
-    app.node.set_context("aws:cdk:bundling-stacks", [])
-    stacks = app_module.build_environment(app, config, None)
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
-    stateful = Template.from_json(json.loads((outdir / f"{stacks.stateful.artifact_id}.template.json").read_text()))
-    service = Template.from_json(json.loads((outdir / f"{stacks.service.artifact_id}.template.json").read_text()))
-    yield stateful, service, outdir, stacks
+    synthesized = synthesize(replacing_document())
+    yield synthesized.stateful("dev"), synthesized.service("dev"), synthesized.outdir, synthesized.environments["dev"]
 
 
 Replacing = tuple[Template, Template, Path, app_module.EnvironmentStacks]
