@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from bench.consistency.browser import chromium
+from tests.console.cognito_stand_in import StandIn, serve
 from tests.console.stack import EXPECT_TIMEOUT_MS, ConsoleServer, open_console, running_server
 
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
@@ -51,3 +52,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture(scope="module")
+def stand_in() -> Iterator[StandIn]:
+    """The deployed sign-in's stand-in (hosted UI, identity pool, IAM-checking gateway), one per test module."""
+    state = StandIn()
+    server = serve(state)
+    yield state
+    server.shutdown()
+    server.server_close()

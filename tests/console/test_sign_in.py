@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from playwright.sync_api import Browser, Page, expect
 
-from tests.console.cognito_stand_in import REGION, StandIn, User, serve
+from tests.console.cognito_stand_in import REGION, StandIn, User
 from tests.console.stack import ACTION_TIMEOUT_MS
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -34,15 +34,6 @@ SIGN_IN_JS = """async (cases) => {
   }
   return out;
 }"""
-
-
-@pytest.fixture(scope="module")
-def stand_in() -> Iterator[StandIn]:
-    state = StandIn()
-    server = serve(state)
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

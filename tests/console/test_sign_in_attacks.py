@@ -12,20 +12,11 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.console.cognito_stand_in import StandIn, User, b64url, serve
+from tests.console.cognito_stand_in import StandIn, User, b64url
 from tests.console.stack import ACTION_TIMEOUT_MS
 
 pytestmark = [pytest.mark.timeout(120)]
 PHISHING = "Your account is locked. Call +1 555 0100 to unlock it."
-
-
-@pytest.fixture(scope="module")
-def stand_in() -> Iterator[StandIn]:
-    state = StandIn()
-    server = serve(state)
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
