@@ -13,8 +13,8 @@ import psycopg
 import pytest
 import redis
 
-from flagservice.adapters.migrations import migrate
 from flagservice import cache_aside
+from flagservice.adapters.migrations import migrate
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.flags.model import FlagDefinition
 from flagservice.service import FlagService
