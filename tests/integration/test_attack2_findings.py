@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
+import pytest
 from redis.cluster import key_slot
 
 from flagservice.adapters import redis_keys
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.breaker import CircuitBreaker
 from flagservice.cache_aside import CacheAside
+from flagservice.errors import CacheUnavailableError
 from flagservice.flags.model import FlagDefinition
 from flagservice.ports import CacheOutcome
 from flagservice.service import FlagService
 from flagservice.sync import sync_inline
-from tests.conftest import clean_database
+from tests import servers
+from tests.conftest import clean_database, redis_cache
 from tests.integration.test_redis_cluster import L1_REVALIDATE, WORST_WAIT, cluster_cache, env_of
 from tests.servers import RedisClusterNodes
 
@@ -53,3 +57,35 @@ def test_a_slot_no_node_serves_costs_a_read_no_more_than_a_hung_primary(
     # Then every read falls back within the budget of a hung primary (timeout, one retry), never more
     print("waits against an unserved slot (s):", [round(w, 4) for w in waits])
     assert max(waits) < 2 * WORST_WAIT, waits
+
+
+def test_concurrent_reads_against_an_unanswering_cluster_each_wait_for_one_client_build_at_most() -> None:
+    """The cluster client is built under a lock: each caller that queued behind a failing build built again,
+    so the eighth of eight concurrent reads waited for eight builds."""
+    # Given a cluster-mode cache whose only known node accepts connections and answers nothing (paused)
+    server = servers.redis_for_tests()
+    try:
+        server.pause()
+        cache = redis_cache(server.url, client={"cluster": True, "max_connections": 16})
+
+        # When eight requests read at once (a threaded local server; a request and the sync thread in Lambda)
+        waits: list[float] = []
+
+        def read() -> None:
+            started = time.perf_counter()
+            with pytest.raises(CacheUnavailableError):
+                cache.signal()
+            waits.append(time.perf_counter() - started)
+
+        threads = [threading.Thread(target=read) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.resume()
+        server.stop()
+
+    # Then none waited more than the budget of a read against a hung primary
+    print("waits of concurrent reads while the client cannot be built (s):", sorted(round(w, 3) for w in waits))
+    assert len(waits) == 8 and max(waits) < 2 * WORST_WAIT, waits

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from redis._parsers import BaseParser
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 if TYPE_CHECKING:
     from flagservice.adapters.redis_credentials import RefreshingCredentials as CredentialProvider
@@ -57,11 +58,22 @@ class LazyCluster:
         self._build = build
         self._cluster: RedisCluster | None = None
         self._lock = threading.Lock()  # the background sync thread shares the client with requests
+        self._failures = 0  # builds that failed
+        self._failure = ""  # why the last one failed
 
     def get(self) -> RedisCluster:
+        """The client; a caller that waited for another's build which failed gets that failure, and does not
+        build again itself (one after another, each waiter would wait for every build before its own)."""
+        failures = self._failures
         with self._lock:
             if self._cluster is None:
-                self._cluster = self._build()
+                if self._failures != failures:
+                    raise RedisClusterException(f"the cluster client could not be built: {self._failure}")
+                try:
+                    self._cluster = self._build()
+                except Exception as exc:
+                    self._failures, self._failure = self._failures + 1, str(exc)[:200]
+                    raise
             return self._cluster
 
     def forget(self) -> None:
