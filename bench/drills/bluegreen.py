@@ -216,7 +216,9 @@ def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True
 
 def notes(row: dict[str, Any]) -> str:
     warm, rate = row["warm"], row["hit_rate_after_switch"]
-    stored = f"warm stored {warm.get('stored')} of {warm.get('flags')} flags in {report.seconds(warm['seconds'])}"
+    current = warm.get("present", 0)
+    stored = f"warm stored {warm.get('stored')} of {warm.get('flags')} flags ({current} already current)"
+    stored += f" in {report.seconds(warm['seconds'])}"
     return (
         f"{stored}; hit rate after the switch {rate:.1%}; {row['writes_acked']} acknowledged writes, "
         f"{row['writes_lost']} lost; kill switch flipped {row['kill_switch']['flipped_after_s']:.1f} s into the move"

@@ -127,6 +127,8 @@ def get_service() -> FlagService:
             publisher = build_publisher(settings)
             sync, *inactive = _syncs(repository, cache, reads, publisher)
             reads.on_suspect = sync.wake
+            if isinstance(cache, DualWriteCache):  # a move: the cache read from may lack writes only another
+                reads.suspect()  # container saw it miss; trusted once this container's first sync pass compared it
             service = FlagService(repository, reads=reads, publisher=publisher)
             opened.pop_all()
         _service, _sync, _inactive_sync = service, sync, (inactive[0] if inactive else None)

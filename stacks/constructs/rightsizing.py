@@ -73,6 +73,7 @@ class CacheRightsizing(Construct):
                 "LOOKBACK_DAYS": str(settings.lookback_days),
                 "POWERTOOLS_SERVICE_NAME": "flagservice-rightsizing",
                 "LOG_LEVEL": "INFO",
+                **({"CACHE_SHARDS": str(cache.shards)} if cache.cluster_mode else {}),  # its nodes are named by shard
             },
         )
         self.scheduler_role = iam.Role(

@@ -123,3 +123,11 @@ def test_the_cluster_mode_cache_passes_cfn_lint(clustered: Clustered) -> None:
 def test_an_inconsistent_cluster_setting_is_refused(cache: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_environments(cluster_document(**cache))
+
+
+def test_the_rightsizing_function_is_told_the_shards_whose_nodes_it_reads(clustered: Clustered) -> None:
+    _, service, _, _ = clustered
+    service.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Environment": {"Variables": Match.object_like({"CACHE_GROUP_ID": Match.any_value(), "CACHE_SHARDS": "2"})}},
+    )

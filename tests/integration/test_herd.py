@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import redis
 
+from flagservice import cache_aside
 from flagservice.adapters.migrations import migrate
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
 from flagservice.flags.model import FlagDefinition
@@ -54,8 +55,13 @@ def reset_counts(url: str) -> None:
 
 
 def _reader(postgres_url: str, redis_url: str, env: str, key: str, start_at: float, out: multiprocessing.Queue) -> None:
-    """One container: a fresh service (empty L1) that reads `key` at `start_at`."""
-    cache = redis_cache(redis_url)
+    """One container: a fresh service (empty L1) that reads `key` at `start_at`.
+
+    What is counted is the lease, not how fast a loaded machine schedules the leader: a follower waits for
+    the leader's fill as long as its lease lives (not LEASE_WAIT, 200 ms, after which it reads PostgreSQL
+    itself), and Redis commands get 1 s (not 50 ms, after which the read bypasses Redis)."""
+    cache_aside.LEASE_WAIT = cache_aside.LEASE_MS / 1000  # this forked child only
+    cache = redis_cache(redis_url, client={"command_timeout": 1.0})
     cache._env = env  # noqa: SLF001 - every container shares the environment namespace
     service = FlagService(PostgresFlagRepository.connect(postgres_url), cache)
     time.sleep(max(0.0, start_at - time.time()))

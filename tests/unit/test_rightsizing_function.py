@@ -206,3 +206,22 @@ def test_every_metric_is_asked_hourly_for_every_node(ops: dict[str, Any]) -> Non
     assert {(q["MetricStat"]["Metric"]["MetricName"], q["MetricStat"]["Metric"]["Dimensions"][0]["Value"])
             for q in queries} == {(m.name, node) for m in METRICS for node in NODES}  # fmt: skip
     assert asked[0]["EndTime"] - asked[0]["StartTime"] == timedelta(days=90)
+
+
+def test_a_cluster_mode_cache_is_read_node_by_node_of_every_shard(
+    ops: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cluster mode names nodes `<group>-<shard>-<node>`: read as `<group>-001`, it had no data, ever (keep)."""
+    # Given a cluster-mode cache of 2 shards of 2 nodes whose second shard (the one with the slot) is full
+    monkeypatch.setenv("CACHE_REPLICAS", "1")
+    monkeypatch.setenv("CACHE_SHARDS", "2")
+    full = f"{GROUP}-0002-001"
+    put_series(f"{GROUP}-0001-001", "DatabaseMemoryUsagePercentage", [3.0] * DAYS * 24)
+    put_series(full, "DatabaseMemoryUsagePercentage", [85.0] * DAYS * 24)
+
+    # When the function runs
+    returned, messages = invoke(ops)
+
+    # Then the full node decides, and every node is priced
+    assert (returned["action"], returned["evidence"]["memory_p95_node"]) == ("upsize", full)
+    assert returned["nodes"] == 4 and len(messages) == 1

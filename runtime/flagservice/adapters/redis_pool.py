@@ -3,12 +3,15 @@ and the cluster-mode client (REDIS_CLUSTER_MODE), built on first use."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import redis
+from redis._parsers import BaseParser
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 if TYPE_CHECKING:
     from flagservice.adapters.redis_credentials import RefreshingCredentials as CredentialProvider
@@ -55,11 +58,22 @@ class LazyCluster:
         self._build = build
         self._cluster: RedisCluster | None = None
         self._lock = threading.Lock()  # the background sync thread shares the client with requests
+        self._failures = 0  # builds that failed
+        self._failure = ""  # why the last one failed
 
     def get(self) -> RedisCluster:
+        """The client; a caller that waited for another's build which failed gets that failure, and does not
+        build again itself (one after another, each waiter would wait for every build before its own)."""
+        failures = self._failures
         with self._lock:
             if self._cluster is None:
-                self._cluster = self._build()
+                if self._failures != failures:
+                    raise RedisClusterException(f"the cluster client could not be built: {self._failure}")
+                try:
+                    self._cluster = self._build()
+                except Exception as exc:
+                    self._failures, self._failure = self._failures + 1, str(exc)[:200]
+                    raise
             return self._cluster
 
     def forget(self) -> None:
@@ -83,15 +97,29 @@ def node_pool(cluster: RedisCluster, key: str) -> redis.ConnectionPool:
     return cluster.get_redis_connection(node).connection_pool
 
 
+class ClusterDownError(redis.ResponseError):
+    """CLUSTERDOWN as a plain refused command (see plain_cluster_down)."""
+
+
+@functools.cache
+def plain_cluster_down(parser: type[BaseParser]) -> type[BaseParser]:
+    """`parser` (RESP2 or RESP3, as the connection chose) with CLUSTERDOWN parsed as ClusterDownError above, not as
+    redis-py's: on its own, redis-py sleeps 250 ms and refreshes the topology inside the command that met it,
+    past the read budget on every read until the breaker opens, and on each of its probes."""
+    classes = {**parser.EXCEPTION_CLASSES, "CLUSTERDOWN": ClusterDownError}
+    return type(f"PlainClusterDown{parser.__name__}", (parser,), {"EXCEPTION_CLASSES": classes})
+
+
 class BoundedCluster(RedisCluster):
     """RedisCluster kept within the cache's wait budget (DESIGN.md: 100 ms connect, 50 ms command, one retry).
 
     redis-py retries ConnectionError and TimeoutError `retry` times, refreshing the topology from another
     node between attempts (the failed one asked last), so a dead or hung primary costs a request what it
     costs standalone: two timed-out attempts. It would also retry CLUSTERDOWN and an uncovered slot, each
-    after a 250 ms sleep: not here (one such answer costs one sleep until the breaker opens; the cache runs
-    with cluster-require-full-coverage off, so a failover produces none). MOVED and ASK are followed within
-    an attempt, at most RedisClusterRequestTTL times (redis-py: 16), each a round trip to a node that answers.
+    after a 250 ms sleep and a topology refresh: not here. CLUSTERDOWN (a slot no node serves, a node cut off
+    from the majority) fails at once like a refused command (plain_cluster_down); a slot given to another node
+    answers MOVED instead, which is followed. MOVED and ASK are followed within an attempt, at most
+    RedisClusterRequestTTL times (redis-py: 16), each a round trip to a node that answers.
     """
 
     ERRORS_ALLOW_RETRY = (redis.ConnectionError, redis.TimeoutError)  # type: ignore[assignment]
@@ -104,6 +132,9 @@ class BoundedCluster(RedisCluster):
     def on_connect(self, connection: Any) -> None:
         """RedisCluster's handshake; credentials the server refuses are forgotten (redis_credentials), so the
         next connection signs in with fresh ones. (A `redis_connect_func` would run after a second handshake.)"""
+        parser: type[BaseParser] = type(connection._parser)  # noqa: SLF001 - redis-py chooses it by protocol; no public accessor
+        if parser.EXCEPTION_CLASSES.get("CLUSTERDOWN") is not ClusterDownError:  # not yet (a reconnect keeps it)
+            connection.set_parser(plain_cluster_down(parser))
         try:
             super().on_connect(connection)  # type: ignore[no-untyped-call]
         except redis.AuthenticationError:

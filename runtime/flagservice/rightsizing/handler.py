@@ -30,6 +30,7 @@ class RightsizingSettings(BaseModel):
     FLAGS_ENV: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     CACHE_GROUP_ID: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
     CACHE_REPLICAS: int = Field(ge=0, le=5)
+    CACHE_SHARDS: int | None = Field(default=None, ge=1, le=500)  # cluster mode: its node groups (else unset)
     CACHE_NODE_TYPE: str = Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     CACHE_ENGINE: Literal["valkey", "redis"]
     OPS_TOPIC_ARN: str = Field(pattern=r"^arn:aws[a-z-]*:sns:")
@@ -37,7 +38,7 @@ class RightsizingSettings(BaseModel):
 
 
 def analyse(settings: RightsizingSettings, cloudwatch: Any, now: datetime) -> Recommendation:
-    nodes = metrics.node_ids(settings.CACHE_GROUP_ID, settings.CACHE_REPLICAS)
+    nodes = metrics.node_ids(settings.CACHE_GROUP_ID, settings.CACHE_REPLICAS, settings.CACHE_SHARDS)
     points = metrics.fetch(cloudwatch, nodes, *metrics.window(now, settings.LOOKBACK_DAYS))
     seen = evidence(metrics.values(points), points["evictions"])
     return recommend(settings.CACHE_NODE_TYPE, len(nodes), load_prices(settings.CACHE_ENGINE), seen)

@@ -38,9 +38,13 @@ METRICS = (
 Points = dict[str, dict[str, list[tuple[float, float]]]]
 
 
-def node_ids(group_id: str, replicas: int) -> list[str]:
-    """ElastiCache names a replication group's nodes `<group>-001`, `-002`, ... (stacks/constructs/cache.py)."""
-    return [f"{group_id}-{index:03d}" for index in range(1, 2 + replicas)]
+def node_ids(group_id: str, replicas: int, shards: int | None = None) -> list[str]:
+    """ElastiCache names a replication group's nodes `<group>-001`, `-002`, ...; in cluster mode (`shards` node
+    groups) `<group>-0001-001`, `-0001-002`, `-0002-001`, ... (stacks/constructs/cache.py, CacheNodes)."""
+    nodes = range(1, 2 + replicas)
+    if shards is None:
+        return [f"{group_id}-{index:03d}" for index in nodes]
+    return [f"{group_id}-{shard:04d}-{index:03d}" for shard in range(1, 1 + shards) for index in nodes]
 
 
 def _queries(nodes: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]]]:
