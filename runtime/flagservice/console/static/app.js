@@ -14,8 +14,8 @@ const $ = (selector) => document.querySelector(selector);
 const main = $("#main");
 const DEGRADED_TEXT = "Experiencing slower response times";
 const DEGRADED_POLL_MS = 2000; // while degraded, a light list read finds out when answers are normal again
-const STREAM_RETRY_MS = 5000; // a closed stream: ask for a fresh URL (a new token) this long after
-const NO_STREAM_RETRY_MS = 60000; // none advertised (its credential unreadable for now?): ask again, and read the list
+const STREAM_RETRY_MS = 5000; // a closed stream: ask for a fresh URL (a new token) this long after, doubling while
+const NO_STREAM_RETRY_MS = 60000; // it never opens, up to this; none advertised (its credential unreadable?): this
 const CLOSED = 2; // EventSource.CLOSED, as the push channel's adapter uses it too
 
 const state = {
@@ -479,6 +479,7 @@ function route() {
 let stream = null;
 let liveAttempt = 0; // each connectLive() or stop() starts a new one: an older attempt's late answer is dropped
 let liveRetry = null;
+let liveFailures = 0; // streams closed in a row without opening: the wait before the next URL doubles
 function setLive(mode, text) {
   const live = $("[data-live]");
   live.dataset.live = mode;
@@ -504,13 +505,16 @@ async function connectLive() {
   }
   const source = /^wss?:/i.test(url) ? new ChannelEventSource(url) : new EventSource(url);
   stream = source;
-  source.addEventListener("open", () => setLive("on", "Live"));
+  source.addEventListener("open", () => {
+    liveFailures = 0;
+    setLive("on", "Live");
+  });
   source.addEventListener("message", () => refresh().catch((error) => alertError("Could not refresh", error)));
   source.addEventListener("error", () => {
     if (source !== stream) return;
     setLive("off", "Reconnecting…");
     // Closed for good (a refused or expired token, an HTTP error): a fresh URL, and the list read again.
-    if (source.readyState === CLOSED) retryLive(STREAM_RETRY_MS);
+    if (source.readyState === CLOSED) retryLive(backoff());
   });
 }
 
@@ -525,19 +529,25 @@ function closeLive() {
 function retryLive(delay) {
   clearTimeout(liveRetry);
   liveRetry = setTimeout(() => {
-    if (state.started) connectLive().catch(() => state.started && retryLive(STREAM_RETRY_MS));
+    if (state.started) connectLive().catch(() => state.started && retryLive(backoff()));
   }, delay);
+}
+
+/** 5 s, then twice as long after each stream that closed (or list read that failed) in a row, up to a minute. */
+function backoff() {
+  return Math.min(STREAM_RETRY_MS * 2 ** liveFailures++, NO_STREAM_RETRY_MS);
 }
 
 async function start() {
   state.started = true;
+  liveFailures = 0;
   $('[data-action="sign-out"]').hidden = false;
   main.replaceChildren(h("p", { class: "loading" }, "Loading…"));
   try {
     await connectLive();
   } catch (error) {
     alertError("Could not load the flags", error);
-    retryLive(STREAM_RETRY_MS); // not live yet: try again (a sign-out stops it)
+    retryLive(backoff()); // not live yet: try again (a sign-out stops it)
   }
   route();
 }
