@@ -1,6 +1,7 @@
 """A local stand-in of the deployed push channel (AppSync Events, issue 17), for `make dev` and the browser test.
 
-It speaks what the browser adapter (web/flag-channel.js) and the publisher speak to AppSync Events:
+It speaks what the browser adapter (runtime/flagservice/console/static/flag-channel.js) and the publisher speak
+to AppSync Events:
 - WebSocket on `/event/realtime`, subprotocols `aws-appsync-event-ws` and `header-<base64url JSON>` carrying
   `{"host", "Authorization": <token>}`; `connection_init` → `connection_ack` (connectionTimeoutMs), a `ka`
   every KEEPALIVE_SECONDS, `subscribe` {id, channel, authorization} → `subscribe_success` or

@@ -1,7 +1,8 @@
-"""Admin routes: writes with If-Match, history and cache stats. Every route authenticates first."""
+"""Admin routes: writes with If-Match, history, cache stats and the event stream. Every route authenticates first."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -14,6 +15,7 @@ from flagservice.errors import CacheUnavailableError, InvalidFlagError, StoreUna
 from flagservice.flags.model import format_time
 from flagservice.http import if_match, json_object, json_response, query_int
 from flagservice.ports import HistoryEntry, WriteAction, WriteResult
+from flagservice.push.advertise import event_streams
 from flagservice.routes_read import flags_page
 from flagservice.settings import get_settings
 from flagservice.validation import describe, parse_definition, require_valid_key
@@ -110,6 +112,15 @@ def history(key: str) -> Response[str]:
 def cache_stats() -> Response[str]:
     _actor()
     return json_response(200, wiring.get_service().cache_stats(), NO_STORE)
+
+
+@router.get("/admin/event-streams")
+def admin_event_streams() -> Response[str]:
+    """Where the console listens for changes: the `eventStreams` a bulk evaluation would advertise (deployed, the
+    push channel with a fresh read-only token), under admin auth, so the console needs no readers' API key."""
+    _actor()
+    revision = wiring.get_service().change_revision()
+    return json_response(200, {"eventStreams": event_streams(get_settings(), revision, now=time.time())}, NO_STORE)
 
 
 @router.post("/admin/cache/warm")

@@ -79,6 +79,12 @@ class FlagService:
         answer must be at least as new as (an event's etag), when the cache knows it."""
         return evaluations.evaluate_all(self.reads, context, if_none_match, at_least)
 
+    def change_revision(self) -> int:
+        """The environment's change revision as Redis holds it: where an event stream's client starts (`since`).
+        0 when Redis cannot say: too old a start only costs the client one catch-up re-fetch, never a change."""
+        signal = self.reads.cache_call(lambda cache: cache.signal())
+        return 0 if signal is UNAVAILABLE or signal.revision is None else signal.revision
+
     def list_flags(self, *, after: str | None, limit: int) -> Page:
         """A page straight from PostgreSQL; its flags are filled into the cache on the way (MISS)."""
         signal = self.reads.cache_call(lambda cache: cache.signal())

@@ -1,5 +1,5 @@
 """Issue 17 in a real browser: the same flows as test_browser_propagation.py, with the page's provider following
-the push channel through the adapter (web/flag-channel.js) instead of the SSE stream.
+the push channel through the adapter (runtime/flagservice/console/static/flag-channel.js) instead of the SSE stream.
 
 The local servers run with DEV_EVENTS=channel: the bulk answer advertises the stand-in of the AppSync Events
 channel (local/channel.py) with a token, and every write and replay is published to it by the runtime's

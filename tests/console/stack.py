@@ -19,14 +19,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import requests
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from local.embedded import ServerProcess, free_port
 from tests.servers import create_database, redis_for_tests
@@ -124,8 +124,11 @@ def _drop_database(postgres_url: str, url: str) -> None:
 
 
 @contextlib.contextmanager
-def running_server(postgres_url: str, log_dir: Path) -> Iterator[ConsoleServer]:
-    """The local server on a new Redis and a new database of `postgres_url`'s server; all removed at the end."""
+def running_server(
+    postgres_url: str, log_dir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[ConsoleServer]:
+    """The local server on a new Redis and a new database of `postgres_url`'s server; all removed at the end.
+    `extra_env`: settings of its own (the push channel's stand-in instead of the SSE stream)."""
     redis, database_url = redis_for_tests(), create_database(postgres_url)
     token = secrets.token_urlsafe(32)
     env = {name: value for name, value in os.environ.items() if name not in DROPPED_ENV}
@@ -134,6 +137,7 @@ def running_server(postgres_url: str, log_dir: Path) -> Iterator[ConsoleServer]:
         DATABASE_URL=database_url, ADMIN_TOKEN=token, FLAGS_ENV=f"console{uuid.uuid4().hex[:6]}",
         DEV_LOG_LEVEL="DEBUG",  # every request line in the log printed when a test fails
     )  # fmt: skip
+    env.update(extra_env or {})
     log = log_dir / "server.log"
     try:
         with log.open("wb") as out:
@@ -151,10 +155,18 @@ def running_server(postgres_url: str, log_dir: Path) -> Iterator[ConsoleServer]:
         _drop_database(postgres_url, database_url)
 
 
-def open_console(browser: Browser, server: ConsoleServer, viewport: dict[str, int] = DESKTOP) -> Page:
-    """A new browser context (its own sessionStorage) on the console, signed in with the admin token."""
+def open_console(
+    browser: Browser,
+    server: ConsoleServer,
+    viewport: dict[str, int] = DESKTOP,
+    prepare: Callable[[BrowserContext], None] | None = None,
+) -> Page:
+    """A new browser context (its own sessionStorage) on the console, signed in with the admin token;
+    `prepare` sees the context first (to route its requests)."""
     context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     context.set_default_timeout(ACTION_TIMEOUT_MS)
+    if prepare is not None:
+        prepare(context)
     page = context.new_page()
     pending: dict[object, str] = {}
     page.on(

@@ -244,7 +244,7 @@ def test_an_owed_message_and_a_newer_change_go_as_one_message_with_the_newest_re
 
 
 def test_the_adapter_is_one_small_file_with_no_dependency_and_no_network_fetch() -> None:
-    source = (Path(__file__).resolve().parents[2] / "web" / "flag-channel.js").read_text()
+    source = (Path(__file__).resolve().parents[2] / "runtime/flagservice/console/static/flag-channel.js").read_text()
 
     assert len(source.splitlines()) <= 120
     assert "import " not in source and "require(" not in source and "https://" not in source

@@ -6,7 +6,8 @@ as data and the browser signs its admin calls with SigV4 (signin.js, sigv4.js).
 Files are read once per container, on the first console request (never at import: the read path's cold
 start pays nothing for them). Every answer carries a strong ETag, so a browser revalidates with
 `If-None-Match` and gets 304. The page's Content-Security-Policy allows scripts, styles and calls from
-this origin only, plus the event stream's origin (`make dev` serves it on another port) and, deployed,
+this origin only, plus the event stream's origin (`make dev` serves it on another port; deployed, the push
+channel's wss:// endpoint, which the console follows with the adapter flag-channel.js) and, deployed,
 Cognito's token and identity endpoints.
 """
 
@@ -94,11 +95,13 @@ def _origin(url: str) -> str:
 
 
 def content_security_policy() -> str:
-    """Own origin only, plus the event stream's origin and, deployed, Cognito's token and identity endpoints."""
+    """Own origin only, plus the advertised event stream's origin (deployed, the push channel's wss:// one) and,
+    deployed, Cognito's token and identity endpoints."""
     connect = "'self'"
     settings = get_settings()
-    if settings.EVENT_STREAM_URL:
-        connect += " " + _origin(settings.EVENT_STREAM_URL)
+    stream = settings.PUSH_CHANNEL_URL or settings.EVENT_STREAM_URL  # the one advertised (push/advertise.py)
+    if stream:
+        connect += " " + _origin(stream)
     config = sign_in_config(settings)
     if config:
         connect += f" {_origin(config['signInUrl'])} {_origin(config['identityUrl'])}"

@@ -3,7 +3,8 @@
 The channel URL is the AppSync Events real-time endpoint with what the browser adapter needs in its query:
 the channel, the HTTP host the authorization names, and a fresh read-only token (token.py). It carries no
 `since`: AppSync cannot compare revisions, so the adapter re-fetches (conditionally) on every subscribe
-instead, which keeps the URL stable across changes and the connection open (web/flag-channel.js).
+instead, which keeps the URL stable across changes and the connection open (the adapter:
+runtime/flagservice/console/static/flag-channel.js).
 """
 
 from __future__ import annotations

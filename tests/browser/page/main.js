@@ -4,7 +4,7 @@
 // in window.probe.changes; provider events go to window.probe.events (for diagnosis only).
 import { OpenFeature, ProviderEvents } from '@openfeature/web-sdk';
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
-import { installFlagChannel } from '../../../web/flag-channel.js';
+import { installFlagChannel } from '../../../runtime/flagservice/console/static/flag-channel.js';
 
 const query = new URLSearchParams(window.location.search);
 const flag = query.get('flag');

@@ -141,10 +141,10 @@ export async function listFlags() {
   return flags;
 }
 
-/** The event stream a bulk evaluation advertises (CONTRACT.md section 5), with the revision it was built from. */
+/** The event stream the service advertises (the `eventStreams` of a bulk evaluation, from an admin route: no
+ *  readers' API key): the SSE stream with the revision it was read at, or the push channel's URL with a fresh token. */
 export async function eventStreamUrl() {
-  if (signer) return null; // deployed, evaluations need the readers' API key: the console stays off the stream
-  const answer = await api("POST", "ofrep/v1/evaluate/flags", { body: { context: {} } });
-  const stream = (answer?.eventStreams || []).find((item) => item.type === "sse" && item.url);
+  const answer = await api("GET", "admin/event-streams");
+  const stream = (answer?.eventStreams || []).find((item) => item.type === "sse" && typeof item.url === "string");
   return stream ? stream.url : null;
 }

@@ -5,6 +5,7 @@
 
 import { ApiError, api, eventStreamUrl, flagPath, listFlags, listen, signWith, token } from "./api.js";
 import { fill, h, refreshTimes, timeAgo } from "./dom.js";
+import { ChannelEventSource } from "./flag-channel.js";
 import { FlagEditor, definitionOf, draftOf, newDraft, problemsOf } from "./editor.js";
 import { CognitoSession, signInConfig } from "./signin.js";
 import { changes, summary } from "./values.js";
@@ -13,7 +14,9 @@ const $ = (selector) => document.querySelector(selector);
 const main = $("#main");
 const DEGRADED_TEXT = "Experiencing slower response times";
 const DEGRADED_POLL_MS = 2000; // while degraded, a light list read finds out when answers are normal again
-const STREAM_RETRY_MS = 5000;
+const STREAM_RETRY_MS = 5000; // a closed stream: ask for a fresh URL (a new token) this long after, doubling while
+const NO_STREAM_RETRY_MS = 60000; // it never opens, up to this; none advertised (its credential unreadable?): this
+const CLOSED = 2; // EventSource.CLOSED, as the push channel's adapter uses it too
 
 const state = {
   started: false,
@@ -474,16 +477,20 @@ function route() {
 }
 
 let stream = null;
+let liveAttempt = 0; // each connectLive() or stop() starts a new one: an older attempt's late answer is dropped
+let liveRetry = null;
+let liveFailures = 0; // streams closed in a row without opening: the wait before the next URL doubles
 function setLive(mode, text) {
   const live = $("[data-live]");
   live.dataset.live = mode;
   live.textContent = text;
 }
 
-/** The event stream advertised by a bulk evaluation (its URL names the revision the answer was built from):
- *  read it first, then the list, then connect, so a change in between is announced at once on connect. */
+/** The event stream the service advertises to the console (its SSE URL names the revision it was read at):
+ *  read it first, then the list, then connect, so a change in between is announced at once on connect.
+ *  A ws:// or wss:// URL is the push channel (deployed, or DEV_EVENTS=channel), followed by its adapter. */
 async function connectLive() {
-  stream?.close();
+  const attempt = closeLive();
   let url = null;
   try {
     url = await eventStreamUrl();
@@ -491,24 +498,56 @@ async function connectLive() {
     url = null;
   }
   await refresh();
-  if (!url) return setLive("off", "Not live");
-  stream = new EventSource(url);
-  stream.onopen = () => setLive("on", "Live");
-  stream.onmessage = () => refresh().catch((error) => alertError("Could not refresh", error));
-  stream.onerror = () => {
+  if (attempt !== liveAttempt) return;
+  if (!url) {
+    setLive("off", "Not live");
+    return retryLive(NO_STREAM_RETRY_MS);
+  }
+  const source = /^wss?:/i.test(url) ? new ChannelEventSource(url) : new EventSource(url);
+  stream = source;
+  source.addEventListener("open", () => {
+    liveFailures = 0;
+    setLive("on", "Live");
+  });
+  source.addEventListener("message", () => refresh().catch((error) => alertError("Could not refresh", error)));
+  source.addEventListener("error", () => {
+    if (source !== stream) return;
     setLive("off", "Reconnecting…");
-    if (stream.readyState === EventSource.CLOSED) setTimeout(() => state.started && connectLive().catch(() => {}), STREAM_RETRY_MS);
-  };
+    // Closed for good (a refused or expired token, an HTTP error): a fresh URL, and the list read again.
+    if (source.readyState === CLOSED) retryLive(backoff());
+  });
+}
+
+/** Close the stream and any pending retry; the number of the attempt that follows. */
+function closeLive() {
+  clearTimeout(liveRetry);
+  stream?.close();
+  stream = null;
+  return ++liveAttempt;
+}
+
+function retryLive(delay) {
+  clearTimeout(liveRetry);
+  liveRetry = setTimeout(() => {
+    if (state.started) connectLive().catch(() => state.started && retryLive(backoff()));
+  }, delay);
+}
+
+/** 5 s, then twice as long after each stream that closed (or list read that failed) in a row, up to a minute. */
+function backoff() {
+  return Math.min(STREAM_RETRY_MS * 2 ** liveFailures++, NO_STREAM_RETRY_MS);
 }
 
 async function start() {
   state.started = true;
+  liveFailures = 0;
   $('[data-action="sign-out"]').hidden = false;
   main.replaceChildren(h("p", { class: "loading" }, "Loading…"));
   try {
     await connectLive();
   } catch (error) {
     alertError("Could not load the flags", error);
+    retryLive(backoff()); // not live yet: try again (a sign-out stops it)
   }
   route();
 }
@@ -533,8 +572,7 @@ function signOut(message) {
 
 function stop() {
   state.started = false;
-  stream?.close();
-  stream = null;
+  closeLive();
   setLive("off", "Not live");
   state.flags = new Map();
   list.element = null;
