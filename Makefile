@@ -73,7 +73,8 @@ bench-propagation: $(STAMP)
 # Client-side propagation in headless Chromium (issue 16): the OFREP web provider on the event stream,
 # bench/results/browser.json, README's Consistency section.
 bench-browser: $(STAMP)
-	$(PY) -m bench.consistency.browser_propagation; status=$$?; $(PY) -m bench.readme && exit $$status
+	$(PY) -m bench.consistency.browser_propagation; status=$$?; \
+	$(PY) -m bench.consistency.browser_propagation --channel || status=$$?; $(PY) -m bench.readme && exit $$status
 
 # Fault drills, long forms (issue 8): one table, bench/results/drills.json, README's Reliability section.
 drill: $(STAMP)

@@ -3,6 +3,7 @@
     <!-- generated:performance:start --> ... <!-- generated:performance:end -->   from perf.json, http.json, peer.json
     <!-- generated:consistency:start --> ... <!-- generated:consistency:end -->   from propagation.json, ordering.json
     <!-- generated:browser:start --> ... <!-- generated:browser:end -->           from browser.json
+    <!-- generated:browser-channel:start --> ... <!-- generated:browser-channel:end -->  from browser_channel.json
     <!-- generated:reliability:start --> ... <!-- generated:reliability:end -->   from drills.json
     <!-- generated:warmup:start --> ... <!-- generated:warmup:end -->             from warmup.json
 
@@ -32,7 +33,7 @@ from bench.perf import in_process
 
 README = REPO / "README.md"
 # Docs that quote a generated section too, each only between markers they already hold.
-QUOTED = {REPO / "docs" / "infrastructure.md": ("warmup",)}
+QUOTED = {REPO / "docs" / "infrastructure.md": ("warmup", "browser-channel")}
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -171,6 +172,7 @@ SECTIONS: dict[str, Callable[[Path], str]] = {
     "performance": performance,
     "consistency": _consistency,
     "browser": lambda results_dir: browser_propagation.section(_load(results_dir / "browser.json")),
+    "browser-channel": lambda results_dir: browser_propagation.section(_load(results_dir / "browser_channel.json")),
     "reliability": lambda results_dir: reliability(_load(results_dir / "drills.json")),
     "warmup": lambda results_dir: warmed(_load(results_dir / "warmup.json")),
 }
