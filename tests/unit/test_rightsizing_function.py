@@ -47,8 +47,9 @@ def ops(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 
 def put_series(node: str, metric: str, values: list[float]) -> None:
-    """One value per hour, the newest an hour before NOW's hour, into moto's CloudWatch."""
-    end = NOW.replace(minute=0, second=0, microsecond=0)
+    """One value per hour, the newest an hour before this hour, into moto's CloudWatch (the clock read now, not at
+    import: a suite that crosses an hour between collection and this test would shift the function's window)."""
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     data = [{"MetricName": metric, "Dimensions": [{"Name": "CacheClusterId", "Value": node}],
              "Timestamp": end - timedelta(hours=len(values) - i), "Value": value}
             for i, value in enumerate(values)]  # fmt: skip
