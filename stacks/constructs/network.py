@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
@@ -56,24 +58,24 @@ class Network(Construct):
         self.endpoint_security_group.add_ingress_rule(
             ec2.Peer.ipv4(cidr), ec2.Port.tcp(HTTPS_PORT), "HTTPS to AWS APIs from inside the VPC"
         )
-        self.secrets_manager_endpoint = self.vpc.add_interface_endpoint(
-            "SecretsManager",
-            service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-            subnets=ec2.SubnetSelection(subnets=self.vpc.isolated_subnets[:endpoint_az_count]),
-            security_groups=[self.endpoint_security_group],
-            open=False,
-            private_dns_enabled=True,
-        )
+        endpoint = functools.partial(self._interface_endpoint, endpoint_az_count=endpoint_az_count)
+        self.secrets_manager_endpoint = endpoint("SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER)
         # The flag function invokes the push channel's publisher (outside the VPC) through Lambda's API.
-        self.lambda_endpoint = self.vpc.add_interface_endpoint(
-            "Lambda",
-            service=ec2.InterfaceVpcEndpointAwsService.LAMBDA_,
+        self.lambda_endpoint = endpoint("Lambda", ec2.InterfaceVpcEndpointAwsService.LAMBDA_)
+        self._declare_reachability()
+
+    def _interface_endpoint(
+        self, name: str, service: ec2.InterfaceVpcEndpointAwsService, *, endpoint_az_count: int
+    ) -> ec2.InterfaceVpcEndpoint:
+        """An AWS API reachable from the isolated subnets: HTTPS from the endpoint security group only."""
+        return self.vpc.add_interface_endpoint(
+            name,
+            service=service,
             subnets=ec2.SubnetSelection(subnets=self.vpc.isolated_subnets[:endpoint_az_count]),
             security_groups=[self.endpoint_security_group],
             open=False,
             private_dns_enabled=True,
         )
-        self._declare_reachability()
 
     def _declare_reachability(self) -> None:
         self.function_security_group = self._security_group("Function", "Flag function: cache, database, AWS APIs")
