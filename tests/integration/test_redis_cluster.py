@@ -50,6 +50,21 @@ def cluster_cache(
     return redis_cache(url or cluster.url, client={"cluster": True, **(client_options or {})}, **options)
 
 
+def warm_cluster_service(
+    redis_cluster: RedisClusterNodes, postgres_url: str
+) -> tuple[FlagService, RedisFlagCache, CacheAside]:
+    """A service whose one flag (f1) is served from a warm cluster cache, with a breaker that opens after 3 failures."""
+    clean_database(postgres_url)
+    repository = PostgresFlagRepository.connect(postgres_url)
+    cache = cluster_cache(redis_cluster)
+    reads = CacheAside(repository, cache, breaker=CircuitBreaker(threshold=3, cooldown=1.0))
+    service = FlagService(repository, reads=sync_inline(reads))
+    service.put_flag(FlagDefinition.model_validate({"key": "f1", "enabled": True}), actor="t", if_match=None)
+    service.get_flag("f1")
+    assert service.get_flag("f1").outcome is CacheOutcome.HIT
+    return service, cache, reads
+
+
 def env_of(cache: RedisFlagCache) -> str:
     return cache._env  # noqa: SLF001 - the random environment redis_cache chose
 
@@ -174,14 +189,7 @@ def test_a_hung_primary_costs_a_read_the_timeout_with_one_retry_then_nothing(
     redis_cluster: RedisClusterNodes, postgres_url: str
 ) -> None:
     # Given flags served from a warm cluster cache
-    clean_database(postgres_url)
-    repository = PostgresFlagRepository.connect(postgres_url)
-    cache = cluster_cache(redis_cluster)
-    reads = CacheAside(repository, cache, breaker=CircuitBreaker(threshold=3, cooldown=1.0))
-    service = FlagService(repository, reads=sync_inline(reads))
-    service.put_flag(FlagDefinition.model_validate({"key": "f1", "enabled": True}), actor="t", if_match=None)
-    service.get_flag("f1")
-    assert service.get_flag("f1").outcome is CacheOutcome.HIT
+    service, cache, reads = warm_cluster_service(redis_cluster, postgres_url)
     # When the primary holding the environment's slot hangs (SIGSTOP: connections open, nothing answers)
     owner = redis_cluster.owner(redis_keys.revision_key(env_of(cache)))
     owner.pause()
@@ -195,7 +203,7 @@ def test_a_hung_primary_costs_a_read_the_timeout_with_one_retry_then_nothing(
             waits.append(time.perf_counter() - started)
     finally:
         owner.resume()
-    repository.close()
+    reads.repository.close()
     # Then a read waits at most the timeout with one retry (redis-py's topology refresh included), then nothing
     print("waits against a hung cluster primary (s):", [round(w, 4) for w in waits])
     assert max(waits[:3]) < 2 * WORST_WAIT, waits
