@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from bench.common.client import Answer
 from bench.common.cluster import FlagServer
 
 DEGRADED = frozenset({"BYPASS", "STALE"})
+L1_MAX_AGE = 1.0  # seconds a server's in-process copy of a flag may live (L1_MAX_AGE_MS's default)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,19 @@ def write_flag(
     answer = server.admin(method, path, body, timeout=timeout, headers=headers)
     stored = _json(answer) if 200 <= answer.status < 300 else {}
     return Write(key, server.index, answer.start, answer.end, answer.status, stored.get("version"))
+
+
+def not_served(servers: Sequence[FlagServer], writes: Sequence[Write]) -> list[Write]:
+    """Acknowledged writes whose version some server does not serve at the end.
+
+    Read once per server and key, after the longest any in-process copy may outlive the last
+    acknowledgement (an answer within that bound may be older by design: DESIGN.md's 1 s staleness)."""
+    acked = [w for w in writes if w.acked and w.version is not None]
+    if not acked:
+        return []
+    time.sleep(max(0.0, max(w.end for w in acked) + L1_MAX_AGE + 0.25 - time.monotonic()))
+    served = {(s.index, key): read_flag(s, key).version for s in servers for key in {w.key for w in acked}}
+    return [w for w in acked if any((served[(s.index, w.key)] or 0) < (w.version or 0) for s in servers)]
 
 
 def _json(answer: Answer) -> dict[str, Any]:

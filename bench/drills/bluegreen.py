@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.common import report
 from bench.common.cluster import REDIS_ARGS, Cluster, ClusterOptions, FlagServer, running_cluster, start_server
-from bench.common.load import Repeat, Write, read_flag, write_flag
+from bench.common.load import Repeat, Write, not_served, write_flag
 from bench.common.readers import PathReader, run_readers
 from bench.drills.open_loop import open_readers, reads_row, seed, served_since, worst
 from local.embedded import ServerProcess, start_redis
@@ -109,10 +109,7 @@ class Writer:
 
 
 def _lost(cluster: Cluster, writes: Sequence[Write]) -> dict[str, Any]:
-    """Acknowledged writes whose version some server does not serve at the end (read once per server and key)."""
-    served = {(server.index, key): read_flag(server, key).version for server in cluster.servers for key in FILLERS}
-    lost = [w for w in writes if w.acked and any((served[(s.index, w.key)] or 0) < (w.version or 0)
-                                                  for s in cluster.servers)]  # fmt: skip
+    lost = not_served(cluster.servers, writes)
     return {"writes_acked": sum(1 for w in writes if w.acked), "writes_refused": sum(1 for w in writes if not w.acked),
             "writes_lost": len(lost), "lost_examples": [vars(w) for w in lost[:5]]}  # fmt: skip
 

@@ -14,7 +14,7 @@ import psycopg
 import redis
 
 from bench.common.cluster import Cluster
-from bench.common.load import Repeat, Write, read_flag, write_flag
+from bench.common.load import Repeat, Write, not_served, read_flag, write_flag
 from bench.common.readers import ReadLoop
 from bench.drills.catalog import Drill
 from bench.drills.summary import KILL_SWITCH, Audit, Observed, summarize
@@ -22,7 +22,6 @@ from bench.drills.summary import KILL_SWITCH, Audit, Observed, summarize
 WRITTEN = ("drill-written-0", "drill-written-1", "drill-written-2")
 PROBE = "drill-probe"
 HARNESS_COMMANDS = frozenset({"info", "flushall", "client|kill", "client"})
-L1_MAX_AGE = 1.0
 
 
 @dataclass(frozen=True)
@@ -105,11 +104,11 @@ class DrillRun:
                 self._fault()
                 self._recover()
             self.seen.writes += [w for w in (*background.results, self.seen.flip, self.seen.probe) if w is not None]
-            not_served = self._not_served()
+            lost = {(w.key, w.version or 0) for w in not_served(self.cluster.servers, self.seen.writes)}
         finally:
             for loop in self.loops:
                 loop.stop()
-        return summarize(self.drill, self.seen, self.loops, Audit(_audited(self.cluster) - audited_before, not_served))
+        return summarize(self.drill, self.seen, self.loops, Audit(_audited(self.cluster) - audited_before, lost))
 
     def _background_write(self) -> Write:
         key, self._turn = WRITTEN[self._turn % len(WRITTEN)], self._turn + 1
@@ -157,17 +156,6 @@ class DrillRun:
             return None
         answered = all(loop.between(last, float("inf")) for loop in self.loops)
         return last if answered else None
-
-    def _not_served(self) -> set[tuple[str, int]]:
-        """Acknowledged writes some server does not serve at the end (after the longest any L1 copy may live)."""
-        time.sleep(L1_MAX_AGE + 0.25)
-        missing = set()
-        for write in (w for w in self.seen.writes if w.acked and w.version is not None):
-            for server in self.cluster.servers:
-                served = read_flag(server, write.key).version
-                if served is None or served < write.version:  # type: ignore[operator]
-                    missing.add((write.key, write.version))
-        return missing  # type: ignore[return-value]
 
 
 class Drills:
