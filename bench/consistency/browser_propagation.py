@@ -2,7 +2,7 @@
 
 In headless Chromium, OpenFeature's web SDK with the OFREP web provider (polling off) follows the event
 stream the bulk answer advertises (CONTRACT.md section 5); the page runs on another origin than the service
-(browser.py has the harness). A kill switch is flipped through the admin API; for each flip the delay
+(browser/ has the harness). A kill switch is flipped through the admin API; for each flip the delay
 is the page's Date.now() when the flag's value changed minus the wall-clock time the write's 2xx was received.
 Each flip waits until the page showed the previous one, so no two events coalesce. Two recoveries too:
 - restart: the page's server is stopped, the flag flipped through another server on the same stores, and the

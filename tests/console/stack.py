@@ -4,7 +4,7 @@
   database is new and empty, so the server migrates it and seeds the demo flags, as `make dev` does the
   first time. Its Redis is its own: the degraded-toast test pauses it (SIGSTOP).
 - Chromium is Debian's (/usr/bin/chromium), driven by Playwright with that executable (never
-  `playwright install`: browser downloads fail on these machines), launched as bench/consistency/browser.py does.
+  `playwright install`: browser downloads fail on these machines), launched as bench/consistency/browser/ does.
 
 `python -m tests.console.screenshots` uses the same stack to redraw docs/console/.
 """
