@@ -34,13 +34,8 @@ def sequential(target: Target, *, count: int, warmup: int = 50, timeout: float =
         if conn.parser.close:
             conn = _drop(conn)
     _drop(conn)
-    return {
-        "target": target.name,
-        "requests": count,
-        "errors": errors,
-        "statuses": status_keys(statuses),
-        **latency_fields(latency),
-    }
+    counts = {"target": target.name, "requests": count, "errors": errors, "statuses": status_keys(statuses)}
+    return counts | latency_fields(latency)
 
 
 def _drop(conn: Connection | None) -> None:
