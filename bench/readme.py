@@ -121,7 +121,7 @@ def consistency(results: dict[str, Any] | None, order: dict[str, Any] | None = N
 
 
 def ordered(results: dict[str, Any] | None) -> list[str]:
-    """The out-of-order commit rounds (bench/consistency/ordering.py)."""
+    """The out-of-order commit rounds (bench/consistency/ordering/)."""
     if results is None:
         return ["_No out-of-order commit results yet: run `make bench-propagation`._"]
     plan = results["plan"]

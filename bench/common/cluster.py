@@ -166,12 +166,18 @@ def _workdir() -> Path:
 def _postgres(workdir: Path, counted: bool, prefer: str) -> ServerProcess:
     server = start_postgres(data_dir=workdir / "postgres", prefer=prefer)
     if counted:
-        with psycopg.connect(server.url, autocommit=True) as conn:
-            conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
-        server = server.restart()
-        with psycopg.connect(server.url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        server = count_statements(server)
     migrate(server.url)
+    return server
+
+
+def count_statements(server: ServerProcess) -> ServerProcess:
+    """`server` restarted with pg_stat_statements loaded and its view created: every statement counted from then."""
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    server = server.restart()
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     return server
 
 

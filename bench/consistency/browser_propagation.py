@@ -2,7 +2,7 @@
 
 In headless Chromium, OpenFeature's web SDK with the OFREP web provider (polling off) follows the event
 stream the bulk answer advertises (CONTRACT.md section 5); the page runs on another origin than the service
-(browser.py has the harness). A kill switch is flipped through the admin API; for each flip the delay
+(browser/ has the harness). A kill switch is flipped through the admin API; for each flip the delay
 is the page's Date.now() when the flag's value changed minus the wall-clock time the write's 2xx was received.
 Each flip waits until the page showed the previous one, so no two events coalesce. Two recoveries too:
 - restart: the page's server is stopped, the flag flipped through another server on the same stores, and the
@@ -26,7 +26,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from bench.common import report
 from bench.common.measure import percentile
 from bench.common.results import results_file, write_results
 from bench.consistency.browser import (
+    LocalService,
     ProbePage,
     Stack,
     StaticSite,
@@ -111,25 +112,28 @@ def flip_repeatedly(stack: Stack, probe: ProbePage, key: str, plan: Plan, rng: r
 
 def across_restart(stack: Stack, probe: ProbePage, key: str, plan: Plan) -> Recovery:
     """Stop the page's server, flip through the other one, start it again on the same ports; wait for the page."""
-    value, seen = not current_value(probe), len(probe.changes())
-    stack.primary.stop()
-    acked = set_enabled(stack.other, key, value)
-    time.sleep(plan.down)
-    early = probe.wait_for_value(value, seen, 0.001) is not None
-    stack.primary.start()
-    back = time.time()
-    change = probe.wait_for_value(value, seen, plan.wait)
-    return Recovery(acked, back, None if change is None else change.at, early)
+    return _flip_while_down(probe, key, plan, down=stack.primary.stop, writer=stack.other, up=stack.primary.start)
 
 
 def across_redis_outage(stack: Stack, probe: ProbePage, key: str, plan: Plan) -> Recovery:
     """Kill Redis, flip (PostgreSQL takes it; the cache step waits in the outbox), start Redis again, empty."""
+
+    def restart_redis() -> None:
+        stack.redis = stack.redis.restart()
+
+    return _flip_while_down(probe, key, plan, down=stack.redis.kill, writer=stack.primary, up=restart_redis)
+
+
+def _flip_while_down(
+    probe: ProbePage, key: str, plan: Plan, *, down: Callable[[], None], writer: LocalService, up: Callable[[], None]
+) -> Recovery:
+    """`down()`, flip through `writer`, `up()` after `plan.down` s; the page's change is timed from `up()`."""
     value, seen = not current_value(probe), len(probe.changes())
-    stack.redis.kill()
-    acked = set_enabled(stack.primary, key, value)
+    down()
+    acked = set_enabled(writer, key, value)
     time.sleep(plan.down)
     early = probe.wait_for_value(value, seen, 0.001) is not None
-    stack.redis = stack.redis.restart()
+    up()
     back = time.time()
     change = probe.wait_for_value(value, seen, plan.wait)
     return Recovery(acked, back, None if change is None else change.at, early)

@@ -32,7 +32,7 @@ from bench.common.cluster import Cluster, ClusterOptions, running_cluster
 from bench.common.faults import Fault, Mode
 from bench.common.load import Write, write_flag
 from bench.common.readers import run_readers
-from bench.drills.open_loop import open_readers, reads_row, seed
+from bench.drills.open_loop import OpenLoopPlan, failed_reads, open_readers, reads_row, seed
 
 NAME = "postgres-unresponsive"
 # Servers 0 and 1 are read; the kill switch goes through server 2, which nobody reads: a local worker
@@ -53,9 +53,7 @@ HOW = ("the fault proxy in front of PostgreSQL holds every byte both ways and ke
 
 
 @dataclass(frozen=True)
-class Plan:
-    rate: float  # requests per second on each path of each server
-    baseline: float
+class Plan(OpenLoopPlan):
     hole: float
     write_after: float
     health_after: float
@@ -160,9 +158,7 @@ def _row(readers: list[Any], seen: dict[str, Any], before: tuple[int, int], afte
 
 def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True) -> list[str]:
     """DESIGN.md's bars; tests pass margin=2 (deadlines doubled) and latency=False (no p99 bar)."""
-    missed = []
-    if row["failed_reads"]:
-        missed.append(f"{row['failed_reads']} failed reads")
+    missed = failed_reads(row)
     switch = row["kill_switch"]
     if switch["status"] != 503 or switch["answered_in_s"] > REFUSED_BAR * margin:
         missed.append(f"write answered {switch['status'] or 'nothing'} in {report.seconds(switch['answered_in_s'])}")

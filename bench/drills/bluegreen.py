@@ -33,7 +33,7 @@ from bench.common import report
 from bench.common.cluster import REDIS_ARGS, Cluster, ClusterOptions, FlagServer, running_cluster, start_server
 from bench.common.load import Repeat, Write, not_served, write_flag
 from bench.common.readers import PathReader, run_readers
-from bench.drills.open_loop import open_readers, reads_row, seed, served_since, worst
+from bench.drills.open_loop import delays_by_path, failed_reads, open_readers, reads_row, seed, served_since, worst
 from local.embedded import ServerProcess, start_redis
 
 NAME = "cache-bluegreen"
@@ -189,9 +189,7 @@ def _row(readers: list[PathReader], moments: dict[str, Any], end: float) -> dict
 
 def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True) -> list[str]:
     """The bars of the module docstring; tests pass margin=2 (the 1 s bound becomes 2 s)."""
-    missed = []
-    if row["failed_reads"]:
-        missed.append(f"{row['failed_reads']} failed reads")
+    missed = failed_reads(row)
     if row["writes_lost"] or not row["writes_acked"]:
         missed.append(f"{row['writes_lost']} of {row['writes_acked']} acknowledged writes lost")
     warm = row["warm"]
@@ -202,9 +200,7 @@ def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True
     if not switch["acked"]:
         missed.append(f"kill switch refused ({switch['status']})")
     elif visible is None or visible > BOUND * margin:
-        paths = ", ".join(f"{p} {report.seconds(d) if d is not None else 'never'}"
-                          for p, d in row["visible_by_path_s"].items())  # fmt: skip
-        missed.append(f"kill switch not served everywhere within {BOUND * margin:.0f} s ({paths})")
+        missed.append(f"kill switch not served everywhere within {BOUND * margin:.0f} s ({delays_by_path(row)})")
     rate, bar = row["hit_rate_after_switch"], 1.0 - (1.0 - HIT_RATE_BAR) * margin  # 2x margin: 90 %
     if rate is None or rate < bar:
         missed.append(f"hit rate after the switch {rate} (bar {bar:.0%})")

@@ -31,7 +31,7 @@ from bench.common.cluster import Cluster, ClusterOptions, running_cluster
 from bench.common.load import write_flag
 from bench.common.openloop import Reply
 from bench.common.readers import PathReader, run_readers
-from bench.drills.open_loop import open_readers, reads_row, seed, served_since, worst
+from bench.drills.open_loop import OpenLoopPlan, failed_reads, open_readers, reads_row, seed, served_since, worst
 from flagservice.adapters import redis_keys
 from local.redis_cluster import RedisClusterNodes, running_redis_cluster
 
@@ -49,9 +49,7 @@ HOW = ("a Redis Cluster of 3 primaries and 3 replicas; the primary holding the e
 
 
 @dataclass(frozen=True)
-class Plan:
-    rate: float  # requests per second on each path of each server
-    baseline: float
+class Plan(OpenLoopPlan):
     write_after: float  # after the kill: the kill switch is written while the slot has no primary
     observe: float  # after the cluster is healthy again
     warm: float  # the last seconds of the observation, for the warm HIT share
@@ -135,9 +133,7 @@ def _row(readers: list[PathReader], moments: dict[str, Any], end: float, plan: P
 def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True) -> list[str]:
     """The bars; tests pass margin=2 (the HIT deadline doubled, the warm miss share doubled) and latency=False
     (the 1 s target is reported, not asserted; the 5 s bound holds either way)."""
-    missed = []
-    if row["failed_reads"]:
-        missed.append(f"{row['failed_reads']} failed reads")
+    missed = failed_reads(row)
     switch, visible = row["kill_switch"], row["kill_switch"]["visible_within_s"]
     if not switch["acked"]:
         missed.append(f"kill switch refused during the outage ({switch['status']})")

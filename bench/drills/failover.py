@@ -29,7 +29,17 @@ from bench.common import report
 from bench.common.cluster import Cluster, ClusterOptions, running_cluster
 from bench.common.load import write_flag
 from bench.common.readers import run_readers
-from bench.drills.open_loop import open_readers, reads_row, seed, served_since, shown_older, worst
+from bench.drills.open_loop import (
+    OpenLoopPlan,
+    delays_by_path,
+    failed_reads,
+    open_readers,
+    reads_row,
+    seed,
+    served_since,
+    shown_older,
+    worst,
+)
 
 NAME = "redis-failover"
 OPTIONS = ClusterOptions(servers=2, proxied_redis=True, redis_replica=True, flags_env="failover")
@@ -42,9 +52,7 @@ HOW = ("a replica (`--replicaof`) is cut off from its primary (`REPLICAOF NO ONE
 
 
 @dataclass(frozen=True)
-class Plan:
-    rate: float  # requests per second on each path of each server
-    baseline: float
+class Plan(OpenLoopPlan):
     seen_gap: float
     outage: float
     observe: float
@@ -110,17 +118,13 @@ def _row(readers: list[Any], moments: dict[str, Any], end: float) -> dict[str, A
 
 def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True) -> list[str]:
     """The bound (5 s, the same in tests: 5x the target), 0 failed reads; `latency`: also the 1 s target."""
-    missed = []
-    if row["failed_reads"]:
-        missed.append(f"{row['failed_reads']} failed reads")
+    missed = failed_reads(row)
     switch = row["kill_switch"]
     visible = switch["visible_within_s"]
     if not switch["acked"]:
         missed.append(f"kill switch refused ({switch['status']})")
     elif visible is None or visible > BOUND:
-        paths = ", ".join(f"{p} {report.seconds(d) if d is not None else 'never'}"
-                          for p, d in row["visible_by_path_s"].items())  # fmt: skip
-        missed.append(f"kill switch not served everywhere within {BOUND:.0f} s of the switch ({paths})")
+        missed.append(f"kill switch not served everywhere within {BOUND:.0f} s of the switch ({delays_by_path(row)})")
     elif latency and visible > TARGET * margin:
         missed.append(f"kill switch served everywhere {report.seconds(visible)} after the switch (target 1 s)")
     return missed

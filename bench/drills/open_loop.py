@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from bench.common import report
 from bench.common.cluster import Cluster, FlagServer
 from bench.common.load import Write, read_flag, write_flag
 from bench.common.measure import reader_delay
 from bench.common.openloop import Reply
 from bench.common.readers import PATHS, PathReader, readers_for, reply_summary
+
+
+@dataclass(frozen=True)
+class OpenLoopPlan:
+    """What the plans of the open-loop drills start with: the read rate, and how long they read before the fault."""
+
+    rate: float  # requests per second on each path of each server
+    baseline: float
 
 
 def seed(cluster: Cluster, keys: Sequence[str]) -> None:
@@ -87,3 +97,15 @@ def shown_older(readers: Sequence[PathReader], write: Write, start: float, end: 
 def worst(delays: dict[str, float | None]) -> float | None:
     return None if any(d is None for d in delays.values()) else max((d for d in delays.values() if d is not None),
                                                                      default=None)  # fmt: skip
+
+
+def failed_reads(row: dict[str, Any]) -> list[str]:
+    """The bar every drill starts its shortfalls with: no failed read (an answer other than 200 or 304)."""
+    return [f"{row['failed_reads']} failed reads"] if row["failed_reads"] else []
+
+
+def delays_by_path(row: dict[str, Any]) -> str:
+    """Each path's delay until the kill switch was served everywhere, for a shortfall's message."""
+    return ", ".join(
+        f"{p} {report.seconds(d) if d is not None else 'never'}" for p, d in row["visible_by_path_s"].items()
+    )

@@ -32,7 +32,7 @@ from bench.common.load import write_flag
 from bench.common.openloop import Reply
 from bench.common.readers import PathReader, run_readers
 from bench.common.results import results_file, write_results
-from bench.drills.open_loop import open_readers, reads_row, seed, served_since, worst
+from bench.drills.open_loop import failed_reads, open_readers, reads_row, seed, served_since, worst
 
 NAME = "cache-warm-up"
 OPTIONS = ClusterOptions(servers=2, counted_postgres=True, flags_env="warmup")
@@ -154,9 +154,7 @@ def _row(
 def shortfalls(row: dict[str, Any], *, margin: float = 1.0, latency: bool = True) -> list[str]:
     """Hit rate over 99 % within 10 s (tests: margin 2), no failed read, at most one database read per flag and
     server, the kill switch served everywhere within 5 s (`latency`: the 1 s target)."""
-    missed = []
-    if row["failed_reads"]:
-        missed.append(f"{row['failed_reads']} failed reads")
+    missed = failed_reads(row)
     if row["warm_up_s"] is None or row["warm_up_s"] > WARM_BAR * margin:
         missed.append(f"hit rate not back over {HIT_RATE_BAR:.0%} within {WARM_BAR * margin:.0f} s")
     herd = row["flags_read"] * row["servers"]

@@ -12,7 +12,7 @@ with the same flag (boolean, on, no rules), read as `GET /flags/{key}`, as an OF
 as an OFREP bulk evaluation (the like-for-like of /api/frontend: every flag for one context).
 
 Same loads for every route, one server at a time, after an untimed warm-up: sequential (one
-keep-alive connection, the Python client of common/http_load.py), sequential again with `wrk -c1` (whose
+keep-alive connection, the Python client of common/http_load/), sequential again with `wrk -c1` (whose
 own cost per request is far smaller, so the ratio is closer to the servers' own), and `wrk` at 16
 connections. Ratios against DESIGN.md: p50 ours / Unleash <= 0.5, requests/s ours / Unleash >= 2.
 When a bar is missed (or with --profile), ours is sampled with py-spy under the same wrk load

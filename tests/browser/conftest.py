@@ -1,6 +1,6 @@
 """A real browser on the local server: the page built once per session, Chromium once, one stack per module.
 
-The harness is bench/consistency/browser.py (the bench runs the same flow, longer). The stack's Redis is its own (the
+The harness is bench/consistency/browser/ (the bench runs the same flow, longer). The stack's Redis is its own (the
 outage test kills it); its PostgreSQL database is new on the session's server, and dropped at the end.
 """
 

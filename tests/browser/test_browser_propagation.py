@@ -1,7 +1,7 @@
 """Issue 16 in a real browser: a kill switch reaches OpenFeature's web client through the event stream.
 
 Headless Chromium runs `@openfeature/web-sdk` with `@openfeature/ofrep-web-provider` (pinned, bundled, polling
-off) on a page of its own origin; the service is the local server `make dev` runs (bench/consistency/browser.py).
+off) on a page of its own origin; the service is the local server `make dev` runs (bench/consistency/browser/).
 The short form of bench/consistency/browser_propagation.py: every flip must reach the page, the worst within the
 contract's 5 s and the p99 within 2 s (the 1 s target, with a 2x margin; `make bench` reports the real p99 against 1 s).
 """

@@ -4,7 +4,7 @@
   database is new and empty, so the server migrates it and seeds the demo flags, as `make dev` does the
   first time. Its Redis is its own: the degraded-toast test pauses it (SIGSTOP).
 - Chromium is Debian's (/usr/bin/chromium), driven by Playwright with that executable (never
-  `playwright install`: browser downloads fail on these machines), launched as bench/consistency/browser.py does.
+  `playwright install`: browser downloads fail on these machines), launched as bench/consistency/browser/ does.
 
 `python -m tests.console.screenshots` uses the same stack to redraw docs/console/.
 """
@@ -12,11 +12,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +26,7 @@ import requests
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from local.embedded import ServerProcess, free_port
+from tests import dev_server
 from tests.servers import create_database, redis_for_tests
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,9 +35,6 @@ PHONE = {"width": 360, "height": 740}
 # Waits for the page to be ready, never deadlines under test: generous, as the machine may be shared and busy.
 ACTION_TIMEOUT_MS = 20_000
 EXPECT_TIMEOUT_MS = 10_000
-STARTUP_SECONDS = 60.0
-STOP_SECONDS = 30.0
-DROPPED_ENV = ("AWS_LAMBDA_FUNCTION_NAME", "DB_SECRET_ARN", "REDIS_AUTH_SECRET_ARN", "DEV_HANDLER", "DEV_DATA_DIR")
 
 
 class StackError(RuntimeError):
@@ -95,27 +90,11 @@ class ConsoleServer:
 
 
 def _wait_until_serving(process: subprocess.Popen[bytes], log: Path) -> str:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith("serving http://"):
-                return line.split()[1]
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    _stop(process)
-    raise StackError(f"the local server did not start:\n{log.read_text(errors='replace')}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's pid (it stops its workers and event stream); SIGKILL to its group only if it hangs."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(STOP_SECONDS)
+    url = dev_server.serving_url(process, log)
+    if url is None:
+        dev_server.stop(process)
+        raise StackError(f"the local server did not start:\n{log.read_text(errors='replace')}")
+    return url
 
 
 def _drop_database(postgres_url: str, url: str) -> None:
@@ -131,7 +110,7 @@ def running_server(
     `extra_env`: settings of its own (the push channel's stand-in instead of the SSE stream)."""
     redis, database_url = redis_for_tests(), create_database(postgres_url)
     token = secrets.token_urlsafe(32)
-    env = {name: value for name, value in os.environ.items() if name not in DROPPED_ENV}
+    env = dev_server.inherited_env()
     env.update(
         PYTHONPATH=f"{REPO / 'runtime'}:{REPO}", WORKERS="2", PORT=str(free_port()), REDIS_URL=redis.url,
         DATABASE_URL=database_url, ADMIN_TOKEN=token, FLAGS_ENV=f"console{uuid.uuid4().hex[:6]}",
@@ -140,15 +119,11 @@ def running_server(
     env.update(extra_env or {})
     log = log_dir / "server.log"
     try:
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "local.server"], cwd=REPO, env=env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        process = dev_server.start(env, log)
         try:
             yield ConsoleServer(_wait_until_serving(process, log), token, redis, process, log)
         finally:
-            _stop(process)
+            dev_server.stop(process)
     finally:
         redis.resume()  # a test that failed while Redis was paused must not leave it stopped
         redis.stop()

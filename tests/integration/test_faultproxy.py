@@ -1,4 +1,4 @@
-"""The fault proxy over real sockets, between redis-py and a real Redis (bench/common/faultproxy.py).
+"""The fault proxy over real sockets, between redis-py and a real Redis (bench/common/faultproxy/).
 
 Each mode as a client sees it: replies late, a silent connection, bytes held and delivered late, a
 reset, a reply cut short, a slow link; and the proxy switched (and pointed at another server) at run

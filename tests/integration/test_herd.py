@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import redis
 
+from bench.common.cluster import count_statements
 from flagservice import cache_aside
 from flagservice.adapters.migrations import migrate
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
@@ -31,12 +32,7 @@ FLAG_READS = ("SELECT%FROM flags%", "SELECT%JOIN flags%")
 @pytest.fixture(scope="module")
 def counted_postgres() -> Iterator[ServerProcess]:
     """A PostgreSQL of its own with pg_stat_statements loaded."""
-    server = servers.postgres_for_tests()
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
-    server = server.restart()
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    server = count_statements(servers.postgres_for_tests())
     migrate(server.url)
     yield server
     server.stop()

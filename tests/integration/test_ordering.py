@@ -1,6 +1,6 @@
 """Two writers whose commits are forced out of number order at the database (issue 12), every read path watched.
 
-The short form of bench/consistency/ordering.py, one test per hold point (bench/consistency/dbhold.py:
+The short form of bench/consistency/ordering/, one test per hold point (bench/consistency/dbhold.py:
 a trigger in the test database holds the first writer at COMMIT, or at its first statement on the
 flag's row, on an advisory lock the harness holds). Readers on single, OFREP single, bulk and conditional bulk read
 three servers open loop through 3 rounds. Asserted with a 2x margin on the 1 s target: no read that

@@ -1,6 +1,6 @@
 """Every acknowledged write is served by every container within the 1 s target (asserted at 2 s: a 2x margin).
 
-The short form of bench/consistency/propagation.py (issue 7, item 4): local server processes (WORKERS=1 each: one
+The short form of bench/consistency/propagation/ (issue 7, item 4): local server processes (WORKERS=1 each: one
 Lambda container each) share one Redis and one PostgreSQL; one writes a flag, the others read it in
 loops; the delay of each write is defined in bench/common/measure.py. One test per scenario, on one cluster.
 `make bench-propagation` runs the long form and prints max, p99 and median against the target.

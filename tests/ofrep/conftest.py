@@ -8,13 +8,9 @@ keys deleted.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,15 +24,13 @@ import requests
 
 from flagservice.adapters.migrations import migrate
 from local.embedded import free_port
+from tests import dev_server
 from tests.ofrep import flags
 from tests.servers import port_listening
 
 REPO = Path(__file__).resolve().parents[2]
 JS_PACKAGE = Path(__file__).resolve().parent / "js"
-STARTUP_SECONDS = 60.0
-STOP_SECONDS = 30.0
 PORT_ATTEMPTS = 3
-ENV_DROPPED = ("AWS_LAMBDA_FUNCTION_NAME", "DB_SECRET_ARN", "REDIS_AUTH_SECRET_ARN", "DEV_HANDLER", "DEV_DATA_DIR")
 
 
 @dataclass(frozen=True)
@@ -81,38 +75,20 @@ def _delete_cache_keys(redis_url: str, env: str) -> None:
 
 def _wait_until_serving(process: subprocess.Popen[bytes], log: Path) -> str | None:
     """The URL the server printed once it serves, or None if it exited first; fails if it takes too long."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith("serving http://"):
-                return line.split()[1]
-        if process.poll() is not None:
-            return None
-        time.sleep(0.05)
-    _stop(process)
-    pytest.fail(f"the local server did not start within {STARTUP_SECONDS} s:\n{log.read_text(errors='replace')}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's pid (it stops its workers); SIGKILL to its process group only if it hangs."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(STOP_SECONDS)
+    url = dev_server.serving_url(process, log)
+    if url is None and process.poll() is None:
+        dev_server.stop(process)
+        pytest.fail(
+            f"the local server did not start within {dev_server.STARTUP_SECONDS} s:\n{log.read_text(errors='replace')}"
+        )
+    return url
 
 
 def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start the server on a free port, taking another if someone else took that one before it bound."""
     for _ in range(PORT_ATTEMPTS):
         env["PORT"] = str(free_port())
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "local.server"], cwd=REPO, env=env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        process = dev_server.start(env, log)
         url = _wait_until_serving(process, log)
         if url is not None:
             return process, url
@@ -135,7 +111,7 @@ def ofrep_server(postgres_url: str, redis_url: str, tmp_path_factory: pytest.Tem
     database_url = _own_database(postgres_url)
     cache_env = f"ofrep{uuid.uuid4().hex[:8]}"
     token = secrets.token_urlsafe(32)
-    env = {name: value for name, value in os.environ.items() if name not in ENV_DROPPED}
+    env = dev_server.inherited_env()
     env.update(
         PYTHONPATH=f"{REPO / 'runtime'}:{REPO}", WORKERS="2", REDIS_URL=redis_url, DATABASE_URL=database_url,
         ADMIN_TOKEN=token, FLAGS_ENV=cache_env,
@@ -147,7 +123,7 @@ def ofrep_server(postgres_url: str, redis_url: str, tmp_path_factory: pytest.Tem
         _create_flags(server)
         yield server
     finally:
-        _stop(process)
+        dev_server.stop(process)
         _drop_database(postgres_url, database_url)
         _delete_cache_keys(redis_url, cache_env)
     assert not port_listening(server.port), f"port {server.port} still listening after the server stopped"

@@ -1,71 +1,21 @@
-"""A small TCP fault proxy for drills: put it between the service and Redis (or PostgreSQL), switch faults live.
-
-    proxy = FaultProxy(("127.0.0.1", redis_port)); port = proxy.start()
-    proxy.set(Fault(Mode.DELAY, delay_ms=200, direction=Direction.DOWN))   # every reply 200 ms late
-    proxy.set(Fault())                                                     # healthy again
-    proxy.stop()
-
-Modes are in faults.py (delay, drop silently, hold, reset, close after N bytes, bandwidth limit). The proxy
-runs an asyncio loop in a thread of its own; drills run it in a separate process (`ProxyProcess`, this
-module's CLI), so the load generator's threads cannot slow the proxied traffic down through the GIL.
-
-CLI: `python -m bench.common.faultproxy --upstream 127.0.0.1:6379 [--port 0]` prints `listening <port>`, then
-reads one JSON fault per line on stdin (`{"mode": "drop"}`, `{"upstream": "127.0.0.1:6380"}` to send
-new connections elsewhere, or `"stats"`) and answers one line each.
-"""
+"""The fault proxy itself: an asyncio loop in a thread of its own, forwarding connections under the current fault."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import json
 import math
-import socket
-import struct
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.common.faultproxy.links import Link, abort
 from bench.common.faults import Direction, Fault, Mode, Pacer, Plan
 
 HOST = "127.0.0.1"
 CHUNK = 65536
 CONNECT_TIMEOUT = 5.0
 CLOSE = None  # queue sentinel: everything before it is sent, then the connection closes
-
-
-def _abort(writer: asyncio.StreamWriter) -> None:
-    """Reset (RST, not FIN): linger on with a zero timeout, then abort."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
-
-
-@dataclass(eq=False)
-class _Link:
-    """One proxied connection: the client's side and the upstream side."""
-
-    client: asyncio.StreamWriter
-    upstream: asyncio.StreamWriter
-    closed: bool = False
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            for writer in (self.client, self.upstream):
-                writer.close()
-
-    def reset(self) -> None:
-        if not self.closed:
-            self.closed = True
-            for writer in (self.client, self.upstream):
-                _abort(writer)
 
 
 @dataclass
@@ -86,7 +36,7 @@ class FaultProxy:
     fault: Fault = field(default_factory=Fault)
     stats: ProxyStats = field(default_factory=ProxyStats)
     _generation: int = 0
-    _links: set[_Link] = field(default_factory=set)
+    _links: set[Link] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.base_events.Server | None = None
     _thread: threading.Thread | None = None
@@ -171,7 +121,7 @@ class FaultProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.accepted += 1
         if self.fault.mode is Mode.RESET:
-            _abort(writer)
+            abort(writer)
             return
         try:
             opened = asyncio.open_connection(*self.upstream)
@@ -179,7 +129,7 @@ class FaultProxy:
         except (TimeoutError, OSError):
             writer.close()
             return
-        link = _Link(writer, up_writer)
+        link = Link(writer, up_writer)
         self._links.add(link)
         self.stats.open += 1
         try:
@@ -191,7 +141,7 @@ class FaultProxy:
             self.stats.open -= 1
 
     async def _pump(
-        self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: Direction
+        self, link: Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: Direction
     ) -> None:
         """Read chunks, plan each under the current fault, and queue them for the sender (which keeps order)."""
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
@@ -208,7 +158,7 @@ class FaultProxy:
             queue.put_nowait(CLOSE)
             await sender
 
-    def _carry_out(self, link: _Link, plan: Plan, data: bytes, queue: asyncio.Queue[Any], direction: Direction) -> bool:
+    def _carry_out(self, link: Link, plan: Plan, data: bytes, queue: asyncio.Queue[Any], direction: Direction) -> bool:
         """Queue the plan's slices; True when the connection must end after them."""
         if plan.reset:
             link.reset()
@@ -226,7 +176,7 @@ class FaultProxy:
             self.stats.bytes_down += offset
         return plan.close
 
-    async def _send(self, link: _Link, queue: asyncio.Queue[Any], writer: asyncio.StreamWriter) -> None:
+    async def _send(self, link: Link, queue: asyncio.Queue[Any], writer: asyncio.StreamWriter) -> None:
         """Send queued slices in order, each at its due time; at the sentinel, close the whole connection."""
         loop = asyncio.get_running_loop()
         try:
@@ -245,95 +195,3 @@ class FaultProxy:
             link.reset()
         finally:
             link.close()
-
-
-class ProxyProcess:
-    """The proxy in a child process (this module's CLI), controlled over its stdin/stdout."""
-
-    def __init__(self, upstream: tuple[str, int], *, port: int = 0) -> None:
-        argv = [sys.executable, "-m", "bench.common.faultproxy", "--upstream", f"{upstream[0]}:{upstream[1]}"]
-        self._process = subprocess.Popen(
-            [*argv, "--port", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
-        first = self._readline()
-        if not first.startswith("listening "):
-            self.stop()
-            raise RuntimeError(f"the fault proxy did not start: {first!r}")
-        self.port = int(first.split()[1])
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    def _readline(self) -> str:
-        assert self._process.stdout is not None
-        return self._process.stdout.readline().strip()
-
-    def _ask(self, line: str) -> str:
-        assert self._process.stdin is not None
-        self._process.stdin.write(line + "\n")
-        answer = self._readline()
-        if not answer.startswith("ok"):
-            raise RuntimeError(f"fault proxy refused {line!r}: {answer}")
-        return answer[2:].strip()
-
-    def set(self, fault: Fault) -> None:
-        spec = {"mode": fault.mode.value, "delay_ms": fault.delay_ms, "direction": fault.direction.value,
-                "close_after_bytes": fault.close_after_bytes, "bytes_per_second": fault.bytes_per_second}  # fmt: skip
-        self._ask(json.dumps(spec))
-
-    def snapshot(self) -> dict[str, Any]:
-        return dict(json.loads(self._ask('"stats"')))
-
-    def retarget(self, upstream: tuple[str, int]) -> None:
-        self._ask(json.dumps({"upstream": f"{upstream[0]}:{upstream[1]}"}))
-
-    def stop(self) -> None:
-        """Close stdin (the child's signal to stop), then wait; kill it (by pid) if it lingers."""
-        if self._process.poll() is None:
-            with contextlib.suppress(OSError):
-                assert self._process.stdin is not None
-                self._process.stdin.close()
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(5)
-
-
-def _serve_control(proxy: FaultProxy) -> None:
-    """One JSON command per stdin line, one answer per line; EOF stops the proxy."""
-    for line in sys.stdin:
-        try:
-            spec = json.loads(line)
-            if spec == "stats":
-                print("ok " + json.dumps(proxy.snapshot()), flush=True)
-                continue
-            if isinstance(spec, dict) and set(spec) == {"upstream"}:
-                host, _, port = str(spec["upstream"]).rpartition(":")
-                proxy.retarget((host, int(port)))
-                print("ok", flush=True)
-                continue
-            proxy.set(Fault.parse(spec))
-            print("ok", flush=True)
-        except (ValueError, TypeError) as error:
-            print(f"error {error}", flush=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--upstream", required=True, help="host:port to forward to")
-    parser.add_argument("--port", type=int, default=0, help="port of 127.0.0.1 to listen on (0: any free one)")
-    args = parser.parse_args(argv)
-    host, _, port = args.upstream.rpartition(":")
-    proxy = FaultProxy((host, int(port)), port=args.port)
-    print(f"listening {proxy.start()}", flush=True)
-    try:
-        _serve_control(proxy)
-    finally:
-        proxy.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
