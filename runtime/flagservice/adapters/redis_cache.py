@@ -235,6 +235,17 @@ class RedisFlagCache:
         args = [version, observed_revision, value, ttl]
         return RESULTS[self._script(redis_scripts.FILL, keys, args)]
 
+    def fill_many(self, flags: list[StoredFlag], *, observed_revision: int) -> list[Guarded]:
+        """One FILL_MANY script call: every key carries the environment's hash tag (one slot)."""
+        if not flags:
+            return []
+        keys = [redis_keys.revision_key(self._env)]
+        args: list[Any] = [observed_revision, self._hard_ttl_ms]
+        for flag in flags:
+            keys += [redis_keys.flag_key(self._env, flag.key), redis_keys.lease_key(self._env, flag.key)]
+            args += [flag.version, self._value(flag, flag.version)[0]]
+        return [RESULTS[result] for result in self._script(redis_scripts.FILL_MANY, keys, args)]
+
     def apply_write(self, key: str, flag: StoredFlag | None, *, version: int, revision: int) -> Guarded:
         value, ttl = self._value(flag, version)
         env = self._env
