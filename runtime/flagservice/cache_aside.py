@@ -139,6 +139,7 @@ class CacheAside:
         """The background sync repaired Redis up to `revision`: trust it again."""
         self.high_water = max(self.high_water, revision)
         self.trusted = True
+        self.listings.clear()  # memory: a listing is only worth holding while bulk reads bypass Redis
 
     def _trust(self, signal: Signal) -> bool:
         """Redis is trusted unless it lost state: its revision behind one this container saw. A Redis
