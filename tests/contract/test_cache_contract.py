@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from flagservice.adapters import redis_cache as redis_cache_module
 from flagservice.dual_cache import DualWriteCache
 from flagservice.flags.model import FlagDefinition, StoredFlag
 from flagservice.ports import Guarded
@@ -119,6 +120,16 @@ def test_fill_many_is_refused_whole_once_a_write_was_applied_after_the_reader_lo
     any_cache.apply_write("other", stored(1, "other"), version=1, revision=2)
     assert any_cache.fill_many([stored(1, "a"), stored(1, "b")], observed_revision=1) == [Guarded.REFUSED] * 2
     assert any_cache.read_many(["a", "b"])[0] == {}
+
+
+def test_fill_many_of_a_page_larger_than_one_script_call_fills_every_flag(
+    any_cache: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_cache_module, "FILL_BATCH_BYTES", 1)  # every flag its own call (the fake has none)
+    any_cache.seed_revision(1)
+    page = [stored(1, f"k{index}") for index in range(5)]
+    assert any_cache.fill_many(page, observed_revision=1) == [Guarded.STORED] * 5
+    assert sorted(any_cache.read_many([flag.key for flag in page])[0]) == [flag.key for flag in page]
 
 
 def test_fill_many_of_an_empty_page_is_nothing(any_cache: Any) -> None:
