@@ -95,8 +95,8 @@ def measured(url: str, run: Callable[[], list[float | None]]) -> dict[str, Any]:
         "failed": len(results) - len(seconds),
         "full_listings": statements(url, LISTINGS),
         "revision_reads": statements(url, REVISION_READS),
-        "p50_ms": round(statistics.median(seconds) * 1000, 3),
-        "p99_ms": round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))] * 1000, 3),
+        "p50_ms": round(statistics.median(seconds) * 1000, 3) if seconds else None,
+        "p99_ms": round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))] * 1000, 3) if seconds else None,
     }
 
 
@@ -153,22 +153,36 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="flagservice-bench-", dir="/var/tmp"))
     workdir.chmod(0o755)
     server = counted_postgres(workdir)
-    url = server.url
     try:
-        writer = container(url, reuse=True)
-        for index in range(args.flags):
-            writer.put_flag(
-                FlagDefinition.model_validate({"key": f"f{index:04d}", "enabled": True}), actor="b", if_match=None
-            )
-        results: dict[str, Any] = {"flags": args.flags}
-        for name, scenario in SCENARIOS.items():
-            for mode in ("before", "after"):
-                service = container(url, reuse=mode == "after")  # a fresh container: its first listing counts
-                results[f"{name}:{mode}"] = measured(url, functools.partial(scenario, service, args.reads))
-        print(json.dumps(results, indent=2))
+        seed(server.url, args.flags)
+        print(json.dumps({"flags": args.flags, **compare(server.url, args.reads)}, indent=2))
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def seed(url: str, flags: int) -> None:
+    repository = PostgresFlagRepository.connect(url)
+    try:
+        service = FlagService(repository, reads=CacheAside(repository, None))
+        for index in range(flags):
+            definition = FlagDefinition.model_validate({"key": f"f{index:04d}", "enabled": True})
+            service.put_flag(definition, actor="bench", if_match=None)
+    finally:
+        repository.close()
+
+
+def compare(url: str, reads: int) -> dict[str, Any]:
+    """Every scenario before and after, each on a fresh container (its first listing counts too)."""
+    results: dict[str, Any] = {}
+    for name, scenario in SCENARIOS.items():
+        for mode in ("before", "after"):
+            service = container(url, reuse=mode == "after")
+            try:
+                results[f"{name}:{mode}"] = measured(url, functools.partial(scenario, service, reads))
+            finally:
+                service.reads.repository.close()  # type: ignore[attr-defined]
+    return results
 
 
 if __name__ == "__main__":

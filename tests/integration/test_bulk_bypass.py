@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from bench.perf import bulk_bypass
 from flagservice.adapters.postgres_repository import READ_SECONDS, PostgresFlagRepository
 from flagservice.cache_aside import CacheAside
 from flagservice.errors import StoreUnavailableError
@@ -216,3 +217,17 @@ def test_a_write_in_this_process_is_read_back_by_its_next_bulk_read_while_other_
         for thread in readers:
             thread.join(30)
     assert not missed, missed
+
+
+def test_the_bench_measures_a_full_listing_per_read_before_and_one_after(url: str) -> None:
+    """bench/perf/bulk_bypass.py on tiny counts (it will not die of a typo), and its before/after as PostgreSQL
+    counted them: the bulk path as it was lists the flags on every read, the reuse once per container."""
+    results = bulk_bypass.compare(url, reads=16)
+    listed = {name: result["full_listings"] for name, result in results.items()}
+    threads = f"{bulk_bypass.THREADS}_threads"
+    assert (listed["sequential:before"], listed["conditional:before"]) == (16, 16)
+    assert (listed["sequential:after"], listed["conditional:after"]) == (1, 1)
+    # Threads before: a read that waited out the pool (1 s) behind the others' listings failed instead of listing
+    assert 16 - results[f"{threads}:before"]["failed"] <= listed[f"{threads}:before"] <= 16
+    assert listed[f"{threads}:after"] <= 2  # two if a loaded machine kept the first listing past the join window
+    assert all(result["failed"] == 0 for name, result in results.items() if name != f"{threads}:before"), results
