@@ -39,6 +39,8 @@ class InMemoryFlagRepository:
         self._outbox_ids = 0
         self.down = False
         self.reads = 0
+        self.revision_reads = 0  # list_if_changed calls...
+        self.listings = 0  # ...and those that listed every flag
         self.probed_in_background = False
 
     def _check(self) -> None:
@@ -69,6 +71,14 @@ class InMemoryFlagRepository:
 
     def list_at_revision(self, *, limit: int) -> tuple[int, list[StoredFlag]]:
         return self._revision, self.list_flags(after=None, limit=limit)
+
+    def list_if_changed(self, since: int | None, *, limit: int) -> tuple[int, list[StoredFlag] | None]:
+        self._check()
+        self.revision_reads += 1
+        if since == self._revision:
+            return since, None
+        self.listings += 1
+        return self.list_at_revision(limit=limit)
 
     def keys_at_revision(self, key: str) -> tuple[int, set[str], StoredFlag | None]:
         self._check()
@@ -274,6 +284,9 @@ class InMemoryFlagCache:
 
     def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded:
         self._trip()
+        return self._fill(key, flag, version, observed_revision)
+
+    def _fill(self, key: str, flag: StoredFlag | None, version: int, observed_revision: int) -> Guarded:
         refused = self._guard(observed_revision, key)
         if refused is not None:
             return refused
@@ -282,6 +295,13 @@ class InMemoryFlagCache:
             return Guarded.REFUSED
         self.entries[key] = self._entry(flag, version)
         return Guarded.STORED
+
+    def fill_many(self, flags: list[StoredFlag], *, observed_revision: int) -> list[Guarded]:
+        """One round trip, as the Redis script: `fill`'s guards for each flag."""
+        if not flags:
+            return []
+        self._trip()
+        return [self._fill(flag.key, flag, flag.version, observed_revision) for flag in flags]
 
     def apply_write(self, key: str, flag: StoredFlag | None, *, version: int, revision: int) -> Guarded:
         self._trip()

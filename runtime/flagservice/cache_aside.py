@@ -24,6 +24,7 @@ from flagservice.breaker import CircuitBreaker
 from flagservice.errors import CacheUnavailableError, FlagNotFoundError, StoreUnavailableError
 from flagservice.flags.model import StoredFlag
 from flagservice.l1 import L1Cache
+from flagservice.listing import ListingReuse
 from flagservice.ports import (
     CacheEntry,
     CacheOutcome,
@@ -93,6 +94,7 @@ class CacheAside:
     hooks: RaceHooks = field(default_factory=RaceHooks)
     clock: Callable[[], float] = time.monotonic
     l1: L1Cache[Any] = field(default_factory=lambda: L1Cache(max_age=1.0))
+    listings: ListingReuse = field(default_factory=lambda: ListingReuse(limit=MAX_FLAGS))  # bulk reads in BYPASS
     on_suspect: Callable[[], object] = lambda: None  # wakes the background sync
     on_tick: Callable[[], object] = lambda: None  # every read (an inline sync's timer; no-op with the thread)
     high_water: int = 0  # the highest revision this container saw Redis hold
@@ -137,6 +139,7 @@ class CacheAside:
         """The background sync repaired Redis up to `revision`: trust it again."""
         self.high_water = max(self.high_water, revision)
         self.trusted = True
+        self.listings.clear()  # memory: a listing is only worth holding while bulk reads bypass Redis
 
     def _trust(self, signal: Signal) -> bool:
         """Redis is trusted unless it lost state: its revision behind one this container saw. A Redis
@@ -296,6 +299,11 @@ class CacheAside:
         """
         self.cache_call(lambda c: c.fill(key, flag, version=flag.version, observed_revision=observed_revision))
 
+    def fill_many(self, flags: list[StoredFlag], observed_revision: int) -> None:
+        """`fill` of every flag in one round trip (a listed page), with the same guard."""
+        if flags:
+            self.cache_call(lambda c: c.fill_many(flags, observed_revision=observed_revision))
+
     # -- every flag (bulk evaluation) -----------------------------------------------------------------
 
     def all_flags(self, *, at_least: int | None = None) -> FlagSet:
@@ -348,18 +356,22 @@ class CacheAside:
         return FlagSet(flags, revision, CacheOutcome.MISS, str(revision))
 
     def _bulk_bypass(self, snapshot: CacheSnapshot | None) -> FlagSet:
+        """Redis cannot answer: this process's last listing if PostgreSQL's revision has not moved since,
+        else a new one (listing.py); the ETag names the revision, as a snapshot's does."""
         self.l1.clear()
-        listed = self._listed(snapshot)
+        listed = self._listed(snapshot, lambda: self.listings.current(self.repository))
         if isinstance(listed, FlagSet):
             return listed
         revision, flags = listed
         return FlagSet(flags, revision, CacheOutcome.BYPASS, str(revision))
 
-    def _listed(self, snapshot: CacheSnapshot | None) -> tuple[int, list[StoredFlag]] | FlagSet:
+    def _listed(
+        self, snapshot: CacheSnapshot | None, listing: Callable[[], tuple[int, list[StoredFlag]]] | None = None
+    ) -> tuple[int, list[StoredFlag]] | FlagSet:
         """Every flag and its revision from PostgreSQL; if it cannot answer, the STALE overlay of the
         last snapshot (StoreUnavailableError when there is none)."""
         try:
-            return self.repository.list_at_revision(limit=MAX_FLAGS)
+            return listing() if listing is not None else self.repository.list_at_revision(limit=MAX_FLAGS)
         except StoreUnavailableError:
             if snapshot is None:
                 raise
@@ -392,6 +404,7 @@ class CacheAside:
         """A committed write's cache step; True when Redis took it (the outbox row can be marked applied)."""
         self.hooks.before_cache_step(result.key)
         self.l1.clear()  # read-your-writes in this container, without waiting for revalidation
+        self.listings.clear()
         outcome = self.cache_call(
             lambda c: c.apply_write(result.key, result.flag, version=result.version, revision=result.revision)
         )

@@ -130,6 +130,11 @@ class DualWriteCache:
         self._mirror(lambda cache: cache.fill(key, flag, version=version, observed_revision=observed_revision))
         return outcome
 
+    def fill_many(self, flags: list[StoredFlag], *, observed_revision: int) -> list[Guarded]:
+        outcome = self.active.fill_many(flags, observed_revision=observed_revision)
+        self._mirror(lambda cache: cache.fill_many(flags, observed_revision=observed_revision))
+        return outcome
+
     def fill_keys(self, keys: set[str], *, revision: int, observed_revision: int) -> Guarded:
         outcome = self.active.fill_keys(keys, revision=revision, observed_revision=observed_revision)
         self._mirror(lambda cache: cache.fill_keys(keys, revision=revision, observed_revision=observed_revision))

@@ -218,6 +218,10 @@ class FlagCache(Protocol):
 
     def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded: ...
 
+    def fill_many(self, flags: list[StoredFlag], *, observed_revision: int) -> list[Guarded]:
+        """`fill` of every flag (at its own version) in one round trip, with the same guards; one answer per flag."""
+        ...
+
     def apply_write(self, key: str, flag: StoredFlag | None, *, version: int, revision: int) -> Guarded: ...
 
     def seed_revision(self, revision: int) -> None:
@@ -265,6 +269,11 @@ class FlagRepository(Protocol):
 
     def list_at_revision(self, *, limit: int) -> tuple[int, list[StoredFlag]]:
         """Every live flag and the committed revision it is exactly the state of."""
+        ...
+
+    def list_if_changed(self, since: int | None, *, limit: int) -> tuple[int, list[StoredFlag] | None]:
+        """As list_at_revision, unless the committed revision is still `since`: then `since` and None, at
+        the cost of reading the revision only."""
         ...
 
     def keys_at_revision(self, key: str) -> tuple[int, set[str], StoredFlag | None]:

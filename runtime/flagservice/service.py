@@ -93,8 +93,7 @@ class FlagService:
         flags = flags[:limit]
         if signal is UNAVAILABLE or signal.revision is None:
             return Page(flags, flags[-1].key if more else None, CacheOutcome.BYPASS)
-        for flag in flags:
-            self.reads.fill(flag.key, flag, signal.revision)
+        self.reads.fill_many(flags, signal.revision)
         return Page(flags, flags[-1].key if more else None, CacheOutcome.MISS)
 
     def put_flag(self, definition: FlagDefinition, *, actor: str, if_match: IfMatch) -> WriteResult:

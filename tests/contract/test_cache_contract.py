@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from flagservice.adapters import redis_cache as redis_cache_module
 from flagservice.dual_cache import DualWriteCache
 from flagservice.flags.model import FlagDefinition, StoredFlag
 from flagservice.ports import Guarded
@@ -103,6 +104,38 @@ def test_a_delete_leaves_a_tombstone_that_refuses_older_fills(any_cache: Any) ->
     assert any_cache.fill("checkout", stored(1), version=1, observed_revision=2) is Guarded.REFUSED
 
 
+def test_fill_many_fills_every_flag_of_a_page_with_the_guards_of_fill(any_cache: Any) -> None:
+    page = [stored(1, "a"), stored(2, "b"), stored(1, "c")]
+    assert any_cache.fill_many(page, observed_revision=0) == [Guarded.NO_REVISION] * 3
+    any_cache.seed_revision(4)
+    any_cache.apply_write("b", stored(3, "b", enabled=False), version=3, revision=4)
+    assert any_cache.fill_many(page, observed_revision=4) == [Guarded.STORED, Guarded.REFUSED, Guarded.STORED]
+    entries, _ = any_cache.read_many(["a", "b", "c"])
+    assert {key: entry.version for key, entry in entries.items()} == {"a": 1, "b": 3, "c": 1}
+    assert entries["a"].flag == stored(1, "a") and entries["b"].flag.definition.enabled is False
+
+
+def test_fill_many_is_refused_whole_once_a_write_was_applied_after_the_reader_looked(any_cache: Any) -> None:
+    any_cache.seed_revision(1)
+    any_cache.apply_write("other", stored(1, "other"), version=1, revision=2)
+    assert any_cache.fill_many([stored(1, "a"), stored(1, "b")], observed_revision=1) == [Guarded.REFUSED] * 2
+    assert any_cache.read_many(["a", "b"])[0] == {}
+
+
+def test_fill_many_of_a_page_larger_than_one_script_call_fills_every_flag(
+    any_cache: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_cache_module, "FILL_BATCH_BYTES", 1)  # every flag its own call (the fake has none)
+    any_cache.seed_revision(1)
+    page = [stored(1, f"k{index}") for index in range(5)]
+    assert any_cache.fill_many(page, observed_revision=1) == [Guarded.STORED] * 5
+    assert sorted(any_cache.read_many([flag.key for flag in page])[0]) == [flag.key for flag in page]
+
+
+def test_fill_many_of_an_empty_page_is_nothing(any_cache: Any) -> None:
+    assert any_cache.fill_many([], observed_revision=1) == []
+
+
 def test_apply_needs_the_revision_copy(any_cache: Any) -> None:
     assert any_cache.apply_write("checkout", stored(1), version=1, revision=1) is Guarded.NO_REVISION
 
@@ -147,8 +180,10 @@ def test_every_write_step_reaches_both_real_caches(dual_cache: DualWriteCache) -
         cache.seed_revision(1)
     dual_cache.apply_write("checkout", stored(2), version=2, revision=2)
     dual_cache.fill("other", stored(1, "other"), version=1, observed_revision=2)
+    dual_cache.fill_many([stored(1, "listed")], observed_revision=2)
 
     for cache in (dual_cache.active, dual_cache.inactive):
         assert cache.read("checkout").entry.version == 2 and cache.read("other").entry.version == 1
+        assert cache.read("listed").entry.version == 1
         assert cache.signal().revision == 2
     assert dual_cache.inactive_breaker.closed and dual_cache.take_missed() is None

@@ -35,6 +35,16 @@ def _stored(row: Row) -> StoredFlag:
     return StoredFlag(definition=definition, version=row["version"], updated_at=row["updated_at"])
 
 
+def _listed(rows: list[Row]) -> tuple[int, list[StoredFlag]]:
+    """The rows of LIST_AT_REVISION: the revision (on every row, one row with no flag when there is none), the flags."""
+    return int(rows[0]["revision"]), [_stored(row) for row in rows if row["definition"] is not None]
+
+
+def _revision(row: Row | None) -> int:
+    assert row is not None  # flag_revision_counter has exactly one row (002_revision_at_commit.sql)
+    return int(row["revision"])
+
+
 def _history(row: Row) -> HistoryEntry:
     return HistoryEntry(
         key=row["key"],
@@ -66,6 +76,7 @@ deadline AS (SELECT set_config('flagservice.deadline',
 INSERT INTO cache_outbox (key, version, revision) SELECT %(key)s, %(version)s, revision FROM allocated, deadline
 WHERE clock_timestamp() < deadline.at::timestamptz
 RETURNING id, revision"""
+REVISION = "SELECT revision FROM flag_revision_counter"
 LIST_AT_REVISION = """
 SELECT c.revision, f.version, f.definition, f.updated_at FROM flag_revision_counter c
 LEFT JOIN flags f ON f.definition IS NOT NULL ORDER BY f.key COLLATE "C" LIMIT %(limit)s"""
@@ -229,8 +240,19 @@ class PostgresFlagRepository:
 
     def list_at_revision(self, *, limit: int) -> tuple[int, list[StoredFlag]]:
         """Every live flag and the committed revision they are exactly the state of (one statement)."""
-        rows = self._read(lambda c: c.execute(LIST_AT_REVISION, {"limit": limit}).fetchall())
-        return int(rows[0]["revision"]), [_stored(row) for row in rows if row["definition"] is not None]
+        return self._read(lambda c: _listed(c.execute(LIST_AT_REVISION, {"limit": limit}).fetchall()))
+
+    def list_if_changed(self, since: int | None, *, limit: int) -> tuple[int, list[StoredFlag] | None]:
+        """As list_at_revision, unless the committed revision is still `since`: then only that revision (one
+        tiny statement) and None. Both statements run on one connection under one read deadline, so a
+        database that hangs costs this call no longer than any other read."""
+
+        def query(conn: psycopg.Connection[Row]) -> tuple[int, list[StoredFlag] | None]:
+            if since is not None and _revision(conn.execute(REVISION).fetchone()) == since:
+                return since, None
+            return _listed(conn.execute(LIST_AT_REVISION, {"limit": limit}).fetchall())
+
+        return self._read(query)
 
     def keys_at_revision(self, key: str) -> tuple[int, set[str], StoredFlag | None]:
         """The keys of every live flag, the committed revision they are the state of, and the flag `key`."""
@@ -327,9 +349,7 @@ class PostgresFlagRepository:
 
     def revision(self) -> int:
         """The committed revision: every write visible now has a revision at or below it."""
-        row = self._read(lambda c: c.execute("SELECT revision FROM flag_revision_counter").fetchone())
-        assert row is not None
-        return int(row["revision"])
+        return self._read(lambda c: _revision(c.execute(REVISION).fetchone()))
 
     def sync_state(self, *, recent_seconds: float = 60.0) -> SyncState:
         """What the background sync compares Redis with, in one round trip: the committed revision, the

@@ -23,6 +23,9 @@ from flagservice.ports import CacheEntry, CacheRead, CacheSnapshot, Guarded, Sig
 T = TypeVar("T")
 Client = redis.Redis | LazyCluster  # standalone (cluster mode disabled) or a cluster's client, built on first use
 RESULTS = {1: Guarded.STORED, 0: Guarded.REFUSED, -1: Guarded.NO_REVISION}
+# A page's fill is one script call up to this much: its reply must come within the command timeout (50 ms),
+# which a call of megabytes (a page of 1,000 definitions near 32 KiB) could outlast and count against the breaker.
+FILL_BATCH_BYTES = 256 * 1024
 
 
 class RedisFlagCache:
@@ -235,6 +238,22 @@ class RedisFlagCache:
         args = [version, observed_revision, value, ttl]
         return RESULTS[self._script(redis_scripts.FILL, keys, args)]
 
+    def fill_many(self, flags: list[StoredFlag], *, observed_revision: int) -> list[Guarded]:
+        """FILL_MANY script calls of at most FILL_BATCH_BYTES each: one for a page of ordinary flags."""
+        results: list[Guarded] = []
+        for batch in _batches([(flag, self._value(flag, flag.version)[0]) for flag in flags]):
+            results += self._fill_batch(batch, observed_revision)
+        return results
+
+    def _fill_batch(self, batch: list[tuple[StoredFlag, str]], observed_revision: int) -> list[Guarded]:
+        """One script call; every key carries the environment's hash tag (one slot in cluster mode)."""
+        keys = [redis_keys.revision_key(self._env)]
+        args: list[Any] = [observed_revision, self._hard_ttl_ms]
+        for flag, value in batch:
+            keys += [redis_keys.flag_key(self._env, flag.key), redis_keys.lease_key(self._env, flag.key)]
+            args += [flag.version, value]
+        return [RESULTS[result] for result in self._script(redis_scripts.FILL_MANY, keys, args)]
+
     def apply_write(self, key: str, flag: StoredFlag | None, *, version: int, revision: int) -> Guarded:
         value, ttl = self._value(flag, version)
         env = self._env
@@ -297,6 +316,20 @@ class RedisFlagCache:
         if isinstance(self._client, LazyCluster):
             return self._client.in_use()
         return len(self._client.connection_pool._get_in_use_connections())  # noqa: SLF001 - redis-py has no public count
+
+
+def _batches(values: list[tuple[StoredFlag, str]]) -> Iterator[list[tuple[StoredFlag, str]]]:
+    """Consecutive batches of at most FILL_BATCH_BYTES of values (a larger value alone)."""
+    batch: list[tuple[StoredFlag, str]] = []
+    size = 0
+    for flag, value in values:
+        if batch and size + len(value) > FILL_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append((flag, value))
+        size += len(value)
+    if batch:
+        yield batch
 
 
 def _signal(revision: bytes | None, changes: bytes | None) -> Signal:

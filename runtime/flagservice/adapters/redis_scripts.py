@@ -86,6 +86,32 @@ return 1
 """
 )
 
+# KEYS: revision, then for each flag its entry and its refill lease. ARGV: observed revision, hard ttl ms,
+# then for each flag its version and value. FILL for a page of flags in one round trip, with FILL's guards:
+# every fill is refused if a write was applied since the reader looked, each one if its entry is newer.
+# One answer per flag. The keys share the environment's hash tag: one slot in cluster mode.
+FILL_MANY = (
+    _CURRENT_VERSION
+    + """
+local count = (#KEYS - 1) / 2
+local results = {}
+for i = 1, count do redis.call('DEL', KEYS[2 * i + 1]) end
+local revision = redis.call('GET', KEYS[1])
+local refused = nil
+if not revision then refused = -1 elseif tonumber(revision) > tonumber(ARGV[1]) then refused = 0 end
+for i = 1, count do
+  local cached = cached_version(KEYS[2 * i])
+  if refused then results[i] = refused
+  elseif cached and cached > tonumber(ARGV[2 * i + 1]) then results[i] = 0
+  else
+    redis.call('SET', KEYS[2 * i], ARGV[2 * i + 2], 'PX', ARGV[2])
+    results[i] = 1
+  end
+end
+return results
+"""
+)
+
 # KEYS: key set, revision, key set lease. ARGV: revision of the key set, ttl ms, keys...
 # The set of existing keys as of a committed revision. No guard against writes applied meanwhile: a key
 # set is only ever trusted while its revision is at least Redis's, so one that a write overtook is simply
