@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from bench.common.cluster import count_statements
 from flagservice import telemetry
 from flagservice.adapters.migrations import migrate
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
@@ -53,12 +54,7 @@ class EveryReadLists:
 
 
 def counted_postgres(workdir: Path) -> ServerProcess:
-    server = start_postgres(data_dir=workdir / "postgres")
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
-    server = server.restart()
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    server = count_statements(start_postgres(data_dir=workdir / "postgres"))
     migrate(server.url)
     return server
 

@@ -27,16 +27,6 @@ THREADS = 12
 
 
 @pytest.fixture
-def repo() -> InMemoryFlagRepository:
-    return InMemoryFlagRepository()
-
-
-@pytest.fixture
-def cache() -> InMemoryFlagCache:
-    return InMemoryFlagCache()
-
-
-@pytest.fixture
 def svc(monkeypatch: pytest.MonkeyPatch, repo: InMemoryFlagRepository, cache: InMemoryFlagCache) -> FlagService:
     reads = CacheAside(repo, cache, breaker=CircuitBreaker(threshold=3, cooldown=60.0))
     built = FlagService(repo, reads=sync_inline(reads, interval=float("inf")))

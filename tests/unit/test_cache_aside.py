@@ -30,16 +30,6 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def repo() -> InMemoryFlagRepository:
-    return InMemoryFlagRepository()
-
-
-@pytest.fixture
-def cache() -> InMemoryFlagCache:
-    return InMemoryFlagCache()
-
-
-@pytest.fixture
 def svc(monkeypatch: pytest.MonkeyPatch, repo: Any, cache: Any, clock: Clock) -> FlagService:
     reads = CacheAside(repo, cache, breaker=CircuitBreaker(threshold=3, cooldown=1.0, clock=clock), clock=clock)
     built = FlagService(repo, reads=sync_inline(reads, interval=float("inf")))  # syncs on suspicion only
