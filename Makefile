@@ -46,6 +46,7 @@ synth: $(STAMP)
 bench: $(STAMP) bench-tools
 	$(PY) -m bench.perf.in_process
 	$(PY) -m bench.http.local_server
+	$(PY) -m bench.perf.bulk_bypass
 	$(PY) -m bench.readme
 	@$(MAKE) --no-print-directory bench-propagation
 	@$(MAKE) --no-print-directory bench-browser

@@ -6,6 +6,7 @@
     <!-- generated:browser-channel:start --> ... <!-- generated:browser-channel:end -->  from browser_channel.json
     <!-- generated:reliability:start --> ... <!-- generated:reliability:end -->   from drills.json
     <!-- generated:warmup:start --> ... <!-- generated:warmup:end -->             from warmup.json
+    <!-- generated:bulk-bypass:start --> ... <!-- generated:bulk-bypass:end -->   from bulk_bypass.json
 
 Run by `make bench`, `make bench-peer`, `make bench-propagation`, `make bench-browser` and `make drill`
 after they write their results (never by `make test`); `python -m bench.readme` regenerates every section
@@ -29,7 +30,7 @@ from bench.consistency import browser_propagation, ordering, propagation
 from bench.drills import suite, warmup
 from bench.http import local_server
 from bench.peer import compare
-from bench.perf import in_process
+from bench.perf import bulk_bypass, in_process
 
 README = REPO / "README.md"
 # Docs that quote a generated section too, each only between markers they already hold.
@@ -175,6 +176,7 @@ SECTIONS: dict[str, Callable[[Path], str]] = {
     "browser-channel": lambda results_dir: browser_propagation.section(_load(results_dir / "browser_channel.json")),
     "reliability": lambda results_dir: reliability(_load(results_dir / "drills.json")),
     "warmup": lambda results_dir: warmed(_load(results_dir / "warmup.json")),
+    "bulk-bypass": lambda results_dir: bulk_bypass.section(_load(results_dir / "bulk_bypass.json")),
 }
 
 

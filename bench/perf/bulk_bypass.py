@@ -7,6 +7,8 @@ with a Redis that refuses connections, in one process (one local-server worker o
 sequential reads, conditional reads (If-None-Match with the current ETag: 304), and THREADS reads at once.
 
     PYTHONPATH=runtime:. python -m bench.perf.bulk_bypass [--flags 100] [--reads 320]
+
+`make bench` runs it: bench/results/bulk_bypass.json and README's Reliability paragraph (`section`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
+import platform
 import shutil
 import statistics
 import tempfile
@@ -25,7 +29,9 @@ from typing import Any
 
 import psycopg
 
+from bench.common import report
 from bench.common.cluster import count_statements
+from bench.common.results import results_file, write_results
 from flagservice import telemetry
 from flagservice.adapters.migrations import migrate
 from flagservice.adapters.postgres_repository import PostgresFlagRepository
@@ -151,7 +157,12 @@ def main() -> None:
     server = counted_postgres(workdir)
     try:
         seed(server.url, args.flags)
-        print(json.dumps({"flags": args.flags, **compare(server.url, args.reads)}, indent=2))
+        machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "redis": "refused (none running)",
+                   "postgres": f"{server.version} ({server.kind})"}  # fmt: skip
+        results = {"kind": "bulk_bypass", "flags": args.flags, "reads": args.reads, "machine": machine,
+                   "scenarios": compare(server.url, args.reads)}  # fmt: skip
+        print(json.dumps(results["scenarios"], indent=2))
+        write_results(results, results_file("bulk_bypass"), form="full")
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -179,6 +190,27 @@ def compare(url: str, reads: int) -> dict[str, Any]:
             finally:
                 service.reads.repository.close()  # type: ignore[attr-defined]
     return results
+
+
+def section(results: dict[str, Any] | None) -> str:
+    """README's paragraph: full listings, revision reads and time per read, before and after, per scenario."""
+    if results is None:
+        return "_No results yet: run `make bench` (bench/perf/bulk_bypass.py)._"
+    machine = results["machine"]
+    head = (f"Measured {results['generated_at']} on {machine['cpus']} CPUs, Python {machine['python']}, PostgreSQL "
+            f"{machine['postgres']}; {results['flags']} flags, {results['reads']} bulk reads per scenario, Redis "
+            "refusing connections; statements counted by pg_stat_statements.")  # fmt: skip
+    rows = []
+    for name in SCENARIOS:
+        before, after = results["scenarios"][f"{name}:before"], results["scenarios"][f"{name}:after"]
+        listings = [before["full_listings"], after["full_listings"], after["revision_reads"]]
+        times = [report.ms(before["p50_ms"]), report.ms(after["p50_ms"])]
+        rows.append([name.replace("_", " "), *listings, *times, before["failed"] + after["failed"]])
+    table = report.markdown_table(
+        ["bulk reads", "full listings before", "after", "revision reads after", "p50 before", "p50 after", "failed"],
+        rows,
+    )
+    return f"{head}\n\n{table}"
 
 
 if __name__ == "__main__":
