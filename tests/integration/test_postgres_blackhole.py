@@ -68,7 +68,7 @@ def test_a_black_hole_never_stalls_a_cached_read(container: FlagService, proxy: 
         time.sleep(0.01)
     # Then every cached read is served from the cache and none waited on the database
     assert outcomes == {CacheOutcome.HIT}
-    assert worst < 0.25, worst  # a read that waited on PostgreSQL would take its 1 s deadline
+    assert worst < 0.5, worst  # a read that waited on PostgreSQL would take its 1 s deadline (2x margin)
 
 
 @pytest.mark.parametrize("direction", [Direction.BOTH, Direction.DOWN], ids=["both-ways", "replies-only"])
