@@ -82,12 +82,14 @@ def write_flag(
 def not_served(servers: Sequence[FlagServer], writes: Sequence[Write]) -> list[Write]:
     """Acknowledged writes whose version some server does not serve at the end.
 
-    Read once per server and key, after the longest any in-process copy may outlive the last
-    acknowledgement (an answer within that bound may be older by design: DESIGN.md's 1 s staleness)."""
+    Read once per server and key, twice the longest any in-process copy may outlive the last acknowledgement
+    after it (an answer within that bound may be older by design: DESIGN.md's 1 s staleness; twice: the margin
+    of every correctness deadline, since a copy's age starts when it lands in the cache, a busy machine's
+    scheduling delay after the Redis read that fetched it)."""
     acked = [w for w in writes if w.acked and w.version is not None]
     if not acked:
         return []
-    time.sleep(max(0.0, max(w.end for w in acked) + L1_MAX_AGE + 0.25 - time.monotonic()))
+    time.sleep(max(0.0, max(w.end for w in acked) + 2 * L1_MAX_AGE - time.monotonic()))
     served = {(s.index, key): read_flag(s, key).version for s in servers for key in {w.key for w in acked}}
     return [w for w in acked if any((served[(s.index, w.key)] or 0) < (w.version or 0) for s in servers)]
 

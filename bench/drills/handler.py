@@ -22,6 +22,7 @@ from flagservice.handler import warm
 __all__ = ["lambda_handler", "warm"]
 HOLD = "/__drill/redis-pool/hold"
 RELEASE = "/__drill/redis-pool/release"
+HOLD_ATTEMPTS = 100
 _held: list[Any] = []
 
 
@@ -31,12 +32,16 @@ def _pool() -> redis.ConnectionPool:
 
 
 def _hold() -> int:
+    """Take every slot of the pool. A new connection that missed its connect or handshake timeout (a busy machine:
+    100 ms, 50 ms) raised and gave its slot back to the pool: taken again, until the pool has no slot left."""
     pool = _pool()
-    while True:
+    for _ in range(HOLD_ATTEMPTS):
         try:
             _held.append(pool.get_connection())
-        except redis.ConnectionError:
-            return len(_held)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if pool.pool.empty():  # "No connection available": every slot is held
+                return len(_held)
+    raise RuntimeError(f"the pool kept failing to connect: {len(_held)} connections held")
 
 
 def _release() -> int:

@@ -9,12 +9,16 @@ seen once replayed: each within the same bounds as the SSE stream.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 from playwright.sync_api import Browser
 
-from bench.consistency.browser import ProbePage, Stack, StaticSite
+from bench.consistency import browser_propagation as flow
+from bench.consistency.browser import ProbePage, Stack, StaticSite, set_enabled
+from flagservice.push.publish import publish_request
 from tests.browser.conftest import new_stack
 from tests.browser.test_browser_propagation import (
     test_a_write_during_a_redis_outage_reaches_the_page_once_replayed,
@@ -57,3 +61,23 @@ def test_the_page_is_told_the_channel_not_the_sse_stream(stack: Stack) -> None:
     (stream,) = answer.json()["eventStreams"]
     assert stream["type"] == "sse" and stream["url"].startswith("ws://127.0.0.1:")
     assert "/event/realtime?" in stream["url"] and "token=v1." in stream["url"]
+
+
+def test_an_older_change_message_arriving_late_never_hides_a_newer_change(
+    stack: Stack, probe: ProbePage, flag: str
+) -> None:
+    """Every container publishes its own messages (deployed, through asynchronous invokes), and one owed by a
+    container whose channel was down is sent again by its next sync pass: an older revision's message may arrive
+    after a newer one. The provider debounces messages (50 ms) and re-fetches with the last one's etag; a worker
+    whose bulk snapshot is at that older revision answers 304, and the newer change was never shown."""
+    # Given the page past its catch-up; when a kill switch is flipped and another container's late message for
+    # an older revision (1: the flag set's first) arrives right behind the flip's own
+    value, seen = not flow.current_value(probe), len(probe.changes())
+    acked = set_enabled(stack.primary, flag, value)
+    publish_url = f"http://127.0.0.1:{stack.primary.env['DEV_PUBLISH_PORT']}/event"
+    late = requests.post(publish_url, json=publish_request(stack.primary.env["FLAGS_ENV"], 1, time.time()), timeout=10)
+    assert late.status_code == 200, late.text
+
+    # Then the page shows the flip within the bound
+    change = probe.wait_for_value(value, seen, flow.SHORT.wait)
+    assert change is not None and change.at - acked <= flow.BOUND_SECONDS, (change, acked)

@@ -175,7 +175,12 @@ def blackholed_container(postgres_url: str, redis_url: str) -> Iterator[tuple[Fl
     service.put_flag(define("created"), actor="t", if_match=None)
     service.get_flag("created")
     proxy.set(Fault(Mode.DROP))  # PostgreSQL black-holed before any bulk read rebuilt the snapshot
-    time.sleep(1.5)  # the background sync has found out and opened the breaker
+    # Wait until the background sync has found out and opened the breaker: its first pass waits out its deadline
+    # (about 1 s); a fixed 1.5 s was too short on a busy machine, and a closed breaker is what a read then waits on
+    deadline = time.monotonic() + 10.0
+    while repository.breaker.closed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not repository.breaker.closed, "the background sync never opened the database breaker"
     yield service, proxy
     sync.stop()
     proxy.stop()

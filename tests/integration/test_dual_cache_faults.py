@@ -23,10 +23,10 @@ from flagservice.service import FlagService
 from local.embedded import ServerProcess
 from tests import servers
 from tests.conftest import clean_database, redis_cache
+from tests.redis_replies import fastest_wait, on, replies_awaited
 
 pytestmark = [pytest.mark.fault]
 WORST_WAIT = 2 * 0.05 + 0.1 + 0.02  # one retry of the 50 ms command timeout, a 100 ms connect, a margin
-NO_WAIT = 0.05
 
 
 @pytest.fixture
@@ -64,18 +64,22 @@ def test_a_paused_inactive_cache_fails_nothing_and_is_waited_on_at_most_twice(
     # Given the inactive cache paused (connections open, nothing answers)
     inactive_server.pause()
 
-    # When writes and reads are timed
-    waits, outcomes = [], []
+    # When writes and reads are made, and their waits on the inactive cache timed
+    waits, outcomes, awaited = [], [], []
     for i in range(6):
         started = time.perf_counter()
-        moving.patch_flag(f"f{i % 5}", {"description": f"change {i}"}, actor="t", if_match=None)
-        outcomes.append(moving.get_flag(f"f{i % 5}").outcome)
+        with replies_awaited() as replies:
+            moving.patch_flag(f"f{i % 5}", {"description": f"change {i}"}, actor="t", if_match=None)
+            outcomes.append(moving.get_flag(f"f{i % 5}").outcome)
         waits.append(time.perf_counter() - started)
+        awaited.append(on(inactive_server.port, replies))
 
     # Then all succeeded from the active cache; the first two waited at most the bound, the rest not at all
-    print("waits with the inactive cache paused (s):", [round(w, 4) for w in waits])
+    print("writes and reads with the inactive cache paused (s):", [round(w, 4) for w in waits],
+          "waits on it:", [[round(reply.seconds, 4) for reply in replies] for replies in awaited])  # fmt: skip
     assert set(outcomes) == {CacheOutcome.HIT}
-    assert max(waits[:2]) < 2 * WORST_WAIT and max(waits[2:]) < NO_WAIT, waits
+    assert all(awaited[:2]) and fastest_wait(awaited[:2]) < 2 * WORST_WAIT, awaited  # the timeout's size
+    assert awaited[2:] == [[], [], [], []], awaited
 
 
 def test_the_inactive_cache_gets_every_write_it_missed_once_it_resumes(

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +57,16 @@ class Stream:
         self.sock.close()
 
 
+def seen_by_stream(port: int, revision: int) -> None:
+    """Wait until the stream process has read `revision` from Redis (it polls every 50 ms; a busy machine may
+    not run it for longer than any fixed sleep): a stream opened behind it announces revisions until that one."""
+    stream = Stream(port, "?since=0")
+    stream.head()
+    while stream.next_event()[0] < revision:
+        pass
+    stream.close()
+
+
 @pytest.fixture
 def world(postgres_url: str) -> Iterator[tuple[FlagService, int, servers.ServerProcess]]:
     clean_database(postgres_url)
@@ -90,7 +99,7 @@ def test_a_client_behind_the_current_revision_gets_an_event_at_once_and_then_one
 ) -> None:
     service, port, _ = world
     first = service.put_flag(define("kill"), actor="t", if_match=None)
-    time.sleep(0.2)
+    seen_by_stream(port, first.revision)
     stream = Stream(port, f"?since={first.revision - 1}")
     head = stream.head()
     assert head[0] == "HTTP/1.1 200 OK" and "Content-Type: text/event-stream" in head
@@ -107,7 +116,7 @@ def test_a_current_client_gets_only_heartbeats_until_a_change(
 ) -> None:
     service, port, _ = world
     written = service.put_flag(define("kill"), actor="t", if_match=None)
-    time.sleep(0.2)
+    seen_by_stream(port, written.revision)
     stream = Stream(port, headers=f"Last-Event-ID: {written.revision}\r\n")
     stream.head()
     assert stream.next_block() == ["retry: 500"]
@@ -119,8 +128,8 @@ def test_a_write_made_while_redis_was_down_is_announced_once_replayed(
     world: tuple[FlagService, int, servers.ServerProcess],
 ) -> None:
     service, port, redis_server = world
-    service.put_flag(define("kill"), actor="t", if_match=None)
-    time.sleep(0.2)
+    written = service.put_flag(define("kill"), actor="t", if_match=None)
+    seen_by_stream(port, written.revision)
     stream = Stream(port)
     stream.head()
     stream.next_event()

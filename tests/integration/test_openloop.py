@@ -58,10 +58,12 @@ def test_a_server_that_never_answers_gets_every_request_due_and_each_one_fails(l
     probe = stream(listener, rate=100.0)
     loop = OpenLoop([probe], timeout=0.3, connections=4).start()
     time.sleep(1.0)
+    ran = time.monotonic() - loop.started  # a busy machine wakes this thread late: count by the time it ran
     loop.stop()
 
-    assert 95 <= len(probe.replies) <= 105  # every request due in 1 s at 100/s, answered or not
-    assert all(reply.status == 0 for reply in probe.replies)
+    due = 100.0 * ran
+    assert due - 10 <= len(probe.replies) <= due + 10, (ran, len(probe.replies))  # every request due, answered or
+    assert all(reply.status == 0 for reply in probe.replies)  # not (10: the requests of the lag allowed below)
     assert max(loop.lag) < 0.1  # the generator itself kept to the schedule
 
 

@@ -32,6 +32,7 @@ from flagservice.service import FlagService
 from flagservice.sync import sync_inline
 from tests.conftest import clean_database, redis_cache
 from tests.integration.test_event_stream import REPO, Stream
+from tests.redis_replies import fastest_wait, on, replies_awaited
 from tests.servers import RedisClusterNodes
 
 COMMAND_TIMEOUT = 0.05
@@ -195,19 +196,22 @@ def test_a_hung_primary_costs_a_read_the_timeout_with_one_retry_then_nothing(
     owner.pause()
     try:
         time.sleep(L1_REVALIDATE * 1.2)
-        waits = []
+        waits, awaited = [], []
         for _ in range(6):
             started = time.perf_counter()
-            with service.request():  # as the handler does: after one failure, the request skips Redis
-                assert service.get_flag("f1").outcome is CacheOutcome.BYPASS
+            with service.request(), replies_awaited() as replies:  # as the handler does: after one failure, the
+                assert service.get_flag("f1").outcome is CacheOutcome.BYPASS  # request skips Redis
             waits.append(time.perf_counter() - started)
+            awaited.append(replies)
     finally:
         owner.resume()
     reads.repository.close()
     # Then a read waits at most the timeout with one retry (redis-py's topology refresh included), then nothing
-    print("waits against a hung cluster primary (s):", [round(w, 4) for w in waits])
-    assert max(waits[:3]) < 2 * WORST_WAIT, waits
-    assert max(waits[3:]) < 0.05, waits
+    hung = [[round(reply.seconds, 4) for reply in on(owner.port, replies)] for replies in awaited]
+    print("reads against a hung cluster primary (s):", [round(w, 4) for w in waits], "waits on it:", hung)
+    assert all(awaited[:3]) and max(len(on(owner.port, replies)) for replies in awaited[:3]) <= 2, awaited
+    assert fastest_wait(awaited[:3]) < 2 * WORST_WAIT, awaited  # the timeout's size
+    assert awaited[3:] == [[], [], []], awaited
 
 
 def test_credentials_the_cluster_refuses_are_read_again(redis_cluster: RedisClusterNodes) -> None:

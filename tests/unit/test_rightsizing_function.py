@@ -27,8 +27,22 @@ from tests.moto_aws import aws  # noqa: F401 - fixture
 GROUP = "flags-prod-cache-1"
 NODES = (f"{GROUP}-001", f"{GROUP}-002")
 DAYS = 15
-NOW = datetime.now(UTC)
 GB = 1024**3
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """One moment per test, read by the series and by the function alike: with the clock read at put time and
+    again at invoke, a test running across an hour boundary put its newest hour in the window's last-but-one."""
+    moment = datetime.now(UTC)
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return moment if tz is None or tz is UTC else moment.astimezone(tz)
+
+    monkeypatch.setattr(handler, "datetime", Frozen)
+    return moment
 
 
 @pytest.fixture
@@ -47,9 +61,9 @@ def ops(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 
 def put_series(node: str, metric: str, values: list[float]) -> None:
-    """One value per hour, the newest an hour before this hour, into moto's CloudWatch (the clock read now, not at
-    import: a suite that crosses an hour between collection and this test would shift the function's window)."""
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    """One value per hour, the newest an hour before this hour, into moto's CloudWatch (this hour by the function's
+    clock, frozen per test: neither collection nor the puts may cross an hour the function then sees)."""
+    end = handler.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     data = [{"MetricName": metric, "Dimensions": [{"Name": "CacheClusterId", "Value": node}],
              "Timestamp": end - timedelta(hours=len(values) - i), "Value": value}
             for i, value in enumerate(values)]  # fmt: skip
@@ -186,7 +200,7 @@ def test_bad_settings_fail_loudly_and_publish_nothing(ops: dict[str, Any], monke
     assert not ops["sqs"].receive_message(QueueUrl=ops["queue"]).get("Messages")
 
 
-def test_every_metric_is_asked_hourly_for_every_node(ops: dict[str, Any]) -> None:
+def test_every_metric_is_asked_hourly_for_every_node(ops: dict[str, Any], clock: datetime) -> None:
     cloudwatch = boto3.client("cloudwatch")
     asked: list[dict[str, Any]] = []
     original = cloudwatch.get_metric_data
@@ -199,7 +213,7 @@ def test_every_metric_is_asked_hourly_for_every_node(ops: dict[str, Any]) -> Non
     settings = handler.RightsizingSettings.model_validate(
         {"FLAGS_ENV": "prod", "CACHE_GROUP_ID": GROUP, "CACHE_REPLICAS": 1, "CACHE_NODE_TYPE": "cache.t4g.small",
          "CACHE_ENGINE": "valkey", "OPS_TOPIC_ARN": "arn:aws:sns:eu-central-1:123456789012:ops"})  # fmt: skip
-    handler.analyse(settings, cloudwatch, NOW)
+    handler.analyse(settings, cloudwatch, clock)
 
     queries = asked[0]["MetricDataQueries"]  # nothing stored: only the request is looked at
     assert {q["MetricStat"]["Period"] for q in queries} == {3600}

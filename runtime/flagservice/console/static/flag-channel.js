@@ -8,10 +8,17 @@
 // `refetchEvaluation` without an etag: a conditional re-fetch (a 304 when nothing changed), so a change made
 // while the client was not subscribed is never missed. Network drops reconnect with backoff; a refused or
 // expired credential closes the source (readyState 2) and the provider fetches a fresh URL itself.
+// Order rule: every container publishes, an owed message goes again late: an older change may follow a newer one.
+// The provider re-fetches with the last etag of a 50 ms burst, and a worker still at that older revision answers
+// 304, hiding the newer change: a message no newer than one passed on in this subscription is dropped.
 const PROTOCOL = 'aws-appsync-event-ws';
 const RETRY_MS = [250, 500, 1000, 2000];
 const GIVE_UP_AFTER = 30; // consecutive failed attempts before the provider is told to fetch a fresh URL
 const CATCH_UP = '{"type":"refetchEvaluation"}';
+
+function revisionOf(event) { // the revision a change message names (its etag), or NaN
+  try { return Number(JSON.parse(event).etag); } catch { return NaN; }
+}
 
 function base64Url(text) {
   const bytes = new TextEncoder().encode(text);
@@ -63,12 +70,14 @@ export class ChannelEventSource extends EventTarget {
       const id = globalThis.crypto?.randomUUID ? crypto.randomUUID() : `s${Date.now()}${Math.random()}`;
       socket.send(JSON.stringify({ type: 'subscribe', id, channel: this._channel, authorization: this._auth }));
     } else if (message.type === 'subscribe_success') {
-      this._subscribed = true;
-      this._failures = 0;
+      [this._subscribed, this._newest, this._failures] = [true, -Infinity, 0];
       this.readyState = 1;
       this.dispatchEvent(new Event('open'));
       this.dispatchEvent(new MessageEvent('message', { data: CATCH_UP }));
     } else if (message.type === 'data' && typeof message.event === 'string') {
+      const revision = revisionOf(message.event);
+      if (revision <= this._newest) return; // the order rule (a message without a revision is NaN: passed on)
+      if (Number.isInteger(revision)) this._newest = revision;
       this.dispatchEvent(new MessageEvent('message', { data: message.event }));
     } else if (/error$/.test(message.type)) {
       this._refused = true; // subscribe_error, connection_error, error: the credential or the request was refused
