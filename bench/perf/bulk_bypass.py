@@ -52,7 +52,7 @@ THREADS = 16
 class EveryReadLists:
     """The bulk path before listing.py: one full listing per read."""
 
-    def current(self, source: PostgresFlagRepository) -> tuple[int, list[Any]]:
+    def current(self, source: PostgresFlagRepository, *, at_least: int | None = None) -> tuple[int, list[Any]]:
         return source.list_at_revision(limit=MAX_FLAGS)
 
     def clear(self) -> None:

@@ -324,7 +324,7 @@ class CacheAside:
             lambda cache: cache.read_snapshot(lease_ms=LEASE_MS),
             signal_of=lambda got: got[1],
             answer=lambda got: self._bulk_answer(*got, waited=wait.over()),
-            bypass=lambda got: self._bulk_bypass(got[0] if got is not None else None),
+            bypass=lambda got: self._bulk_bypass(got[0] if got is not None else None, at_least),
         )
 
     def _bulk_answer(
@@ -355,11 +355,12 @@ class CacheAside:
             self.l1.put(SNAPSHOT, CacheSnapshot(revision, flags, _now_ms() + 1))
         return FlagSet(flags, revision, CacheOutcome.MISS, str(revision))
 
-    def _bulk_bypass(self, snapshot: CacheSnapshot | None) -> FlagSet:
+    def _bulk_bypass(self, snapshot: CacheSnapshot | None, at_least: int | None = None) -> FlagSet:
         """Redis cannot answer: this process's last listing if PostgreSQL's revision has not moved since,
-        else a new one (listing.py); the ETag names the revision, as a snapshot's does."""
+        else a new one (listing.py), never older than `at_least`; the ETag names the revision, as a
+        snapshot's does."""
         self.l1.clear()
-        listed = self._listed(snapshot, lambda: self.listings.current(self.repository))
+        listed = self._listed(snapshot, lambda: self.listings.current(self.repository, at_least=at_least))
         if isinstance(listed, FlagSet):
             return listed
         revision, flags = listed

@@ -63,10 +63,19 @@ class ListingReuse:
             self._held, self._flight = None, None
             self._generation += 1
 
-    def current(self, source: ListingSource) -> Listing:
-        """Every live flag and their revision, as of this call or at most JOIN_SECONDS before it.
+    def current(self, source: ListingSource, *, at_least: int | None = None) -> Listing:
+        """Every live flag and their revision, as of this call or at most JOIN_SECONDS before it, and never
+        older than `at_least` (an event's revision: its write committed before this read began, so a call
+        begun since is new enough; one joined earlier may have read before that commit).
         Raises StoreUnavailableError when PostgreSQL cannot say (the caller's STALE fallback)."""
-        flight, leads = self._join()
+        began = time.monotonic()
+        listing = self._shared(source, *self._join())
+        if at_least is not None and listing[0] < at_least:
+            listing = self._shared(source, *self._join(not_before=began))
+        return listing
+
+    def _shared(self, source: ListingSource, flight: _Flight, leads: bool) -> Listing:
+        """The answer of `flight`, asking the database first if this read leads it."""
         if leads:
             self._lead(flight, source)
         elif not flight.done.wait(FOLLOW_SECONDS):
@@ -78,11 +87,12 @@ class ListingReuse:
         assert flight.listing is not None
         return flight.listing
 
-    def _join(self) -> tuple[_Flight, bool]:
-        """The call in flight if it began recently enough, else a new one that this read leads."""
+    def _join(self, *, not_before: float = float("-inf")) -> tuple[_Flight, bool]:
+        """The call in flight if it began recently enough (and not before `not_before`), else a new one that
+        this read leads."""
         with self._lock:
             flight = self._flight
-            if flight is not None and time.monotonic() - flight.started <= JOIN_SECONDS:
+            if flight is not None and max(not_before, time.monotonic() - JOIN_SECONDS) <= flight.started:
                 return flight, False
             self._flight = _Flight(self._generation)
             return self._flight, True

@@ -292,3 +292,47 @@ def test_a_listed_page_is_filled_in_one_round_trip(svc: FlagService, cache: InMe
     assert page.status == 200 and [f["key"] for f in page.json["flags"]] == ["a", "b", "c"]
     assert cache.calls - calls == 2  # the signal, then one fill of the page
     assert sorted(cache.entries) == ["a", "b", "c"]
+
+
+# -- an event's re-fetch (flagConfigEtag) never gets a listing older than the event --------------------------
+
+
+def test_an_event_refetch_never_joins_a_listing_taken_before_the_events_commit(
+    monkeypatch: pytest.MonkeyPatch, repo: InMemoryFlagRepository, cache: InMemoryFlagCache
+) -> None:
+    """CONTRACT.md section 5: a bulk request carrying `flagConfigEtag` is answered from a flag set at least as
+    new as that revision. A read in flight in this process that listed before the event's write committed
+    (its statement ran first, its answer is still on its way) is younger than the join window, yet older
+    than the revision the re-fetch asks for."""
+    monkeypatch.setattr(listing, "JOIN_SECONDS", 30.0)  # the window, however slowly this machine runs
+    FlagService(repo, cache).put_flag(
+        FlagDefinition.model_validate({"key": "kill", "enabled": True}), actor="t", if_match=None
+    )
+    cache.down = True
+    reads = CacheAside(repo, cache, breaker=CircuitBreaker(threshold=3, cooldown=60.0))
+    joined, release = threading.Event(), threading.Event()
+    real = repo.list_if_changed
+
+    def listed_before_the_write(since: int | None, *, limit: int) -> tuple[int, list[StoredFlag] | None]:
+        answer = real(since, limit=limit)  # the statement ran now...
+        release.wait(10)  # ...its rows are still on their way
+        return answer
+
+    repo.list_if_changed = listed_before_the_write  # type: ignore[method-assign]
+    earlier = threading.Thread(target=reads.all_flags)
+    earlier.start()
+    assert wait_for(lambda: repo.revision_reads == 1)
+    repo.list_if_changed = real  # type: ignore[method-assign]
+    written = other_container(repo).patch_flag("kill", {"enabled": False}, actor="oncall", if_match=None)
+    real_join = reads.listings._join
+
+    def join_then_release(*args: Any, **kwargs: Any) -> Any:
+        found = real_join(*args, **kwargs)
+        joined.set()
+        return found
+
+    monkeypatch.setattr(reads.listings, "_join", join_then_release)
+    threading.Timer(0.0, lambda: joined.wait(10) and release.set()).start()
+    refetch = reads.all_flags(at_least=written.revision)
+    earlier.join(5)
+    assert refetch.revision >= written.revision and [f.definition.enabled for f in refetch.flags] == [False]
