@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from flagservice.lambda_context import LocalContext
-from local.prefork import CLOSE_CONNECTION
+from local.prefork.connection import CLOSE_CONNECTION
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20  # the handler itself answers 413 above 32 KiB; this only bounds the server's memory

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 
 from local.gateway import LambdaGateway, LambdaHandler
-from local.prefork import PreforkServer
+from local.prefork.supervisor import PreforkServer
 
 DEFAULT_HANDLER = "flagservice.handler.lambda_handler"
 HOST = "127.0.0.1"

@@ -26,13 +26,8 @@ from local.binaries import Binaries, postgres_binaries, redis_binaries
 from local.dirs import DataDirError
 from local.embedded import ServerProcess, ServerStartError, start_postgres, start_redis
 from local.gateway import LambdaGateway
-from local.prefork import (
-    PreforkServer,
-    StopRequestedError,
-    die_with_parent,
-    ignore_stop_signals,
-    install_stop_signals,
-)
+from local.prefork.signals import StopRequestedError, die_with_parent, ignore_stop_signals, install_stop_signals
+from local.prefork.supervisor import PreforkServer
 from local.serve import DEFAULT_HANDLER, HOST, configure_logging, load_handler
 from local.setup import SetupError, run_setup
 

@@ -14,7 +14,7 @@ import signal
 import sys
 import traceback
 
-from local.prefork import die_with_parent
+from local.prefork.signals import die_with_parent
 
 
 class SetupError(Exception):

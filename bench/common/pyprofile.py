@@ -22,7 +22,7 @@ from typing import Any
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("socket send/receive (system calls; on a busy machine, also waiting for a CPU)", ("/socket.py", "socket.py")),
     ("HTTP server (wsgiref, http.server, prefork loop)",
-     ("local/prefork.py", "wsgiref/", "http/server.py", "socketserver.py", "email/", "http/client.py")),
+     ("local/prefork/", "wsgiref/", "http/server.py", "socketserver.py", "email/", "http/client.py")),
     ("gateway: HTTP request -> API Gateway event -> HTTP answer", ("local/",)),
     ("Powertools Logger (inject_lambda_context, log records)", ("aws_lambda_powertools/logging/",)),
     ("Powertools Metrics (EMF serialization, print)", ("aws_lambda_powertools/metrics/",)),
@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pydantic", ("pydantic/", "pydantic_core/")),
     ("flag service: handler, routes, cache path, evaluation", ("flagservice/",)),
 )  # fmt: skip
-STRUCTURE = ("<frozen runpy>", "local/server.py", "local/prefork.py", "BaseHandler.run (")
+STRUCTURE = ("<frozen runpy>", "local/server.py", "local/prefork/", "BaseHandler.run (")
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
 
 

@@ -137,9 +137,9 @@ def test_wrk_script_escapes_what_it_sends() -> None:
 
 def test_profile_samples_are_charged_to_the_innermost_known_layer() -> None:
     raw = (
-        'process 1:"x";serve_one (local/prefork.py:1);decorate (aws_lambda_powertools/metrics/a.py:2);'
+        'process 1:"x";serve_one (local/prefork/connection.py:1);decorate (aws_lambda_powertools/metrics/a.py:2);'
         "dumps (json/__init__.py:3) 3\n"
-        "serve_one (local/prefork.py:1);write (socket.py:9) 1\n"
+        "serve_one (local/prefork/connection.py:1);write (socket.py:9) 1\n"
     )
 
     summary = pyprofile.summarize(raw)

@@ -34,7 +34,7 @@ WAIT_SECONDS = 5 * READ_DEADLINE_SECONDS  # a correctness deadline with a wide m
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 
 START = (
-    "import sys, local.prefork as prefork; prefork.REQUEST_READ_SECONDS = float(sys.argv[1]);"
+    "import sys, local.prefork.connection as connection; connection.REQUEST_READ_SECONDS = float(sys.argv[1]);"
     "from local.serve import main; sys.exit(main(['--port', '0', '--workers', '1']))"
 )
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from local.prefork import accept_one, listen
+from local.prefork.sockets import accept_one, listen
 from tests.integration.echo_handler import BINARY
 from tests.servers import pids_alive, port_listening, traversable_tmp_dir, wait_gone
 
