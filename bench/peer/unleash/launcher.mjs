@@ -1,4 +1,4 @@
-// Starts Unleash 8 for `make bench-peer` (bench/peer/compare.py): its own PostgreSQL, loopback only.
+// Starts Unleash 8 for `make bench-peer` (bench/peer/compare/unleash.py): its own PostgreSQL, loopback only.
 // Unleash is ESM only, hence an .mjs file. Everything it must not do on a bench machine is turned off
 // here or by the environment the harness sets (telemetry, version checks, rate limits, request logs).
 // Environment: UNLEASH_DB_PORT, UNLEASH_HTTP_PORT, plus Unleash's own INIT_*_API_TOKENS and *_RATE_LIMIT_*.
