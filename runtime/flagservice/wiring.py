@@ -101,6 +101,8 @@ def warm_next_cache() -> WarmReport:
     if target is None:
         raise CacheUnavailableError("no cache configured")
     return warm_cache(service.reads.repository, target)
+
+
 def build_publisher(settings: Settings) -> ChangePublisher:
     """Deployed: the publisher function (asynchronous invoke); locally: the stand-in channel; else nothing."""
     if settings.PUSH_PUBLISHER_FUNCTION:
