@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -26,6 +26,16 @@ RESULTS = {1: Guarded.STORED, 0: Guarded.REFUSED, -1: Guarded.NO_REVISION}
 # A page's fill is one script call up to this much: its reply must come within the command timeout (50 ms),
 # which a call of megabytes (a page of 1,000 definitions near 32 KiB) could outlast and count against the breaker.
 FILL_BATCH_BYTES = 256 * 1024
+
+
+class Fill(NamedTuple):
+    """One entry of a FILL call: the entry's key and its refill lease, the version, value and hard ttl."""
+
+    key: str
+    lease: str
+    version: int
+    value: str
+    ttl_ms: int
 
 
 class RedisFlagCache:
@@ -203,13 +213,9 @@ class RedisFlagCache:
     def fill_snapshot(self, flags: list[StoredFlag], *, revision: int, observed_revision: int) -> Guarded:
         soft = _now_ms() + int(self._soft_ttl() * 1000)
         value = encode_snapshot(flags, revision=revision, soft_expiry_ms=soft)
-        keys = [
-            redis_keys.snapshot_key(self._env),
-            redis_keys.revision_key(self._env),
-            redis_keys.lease_key(self._env, "*"),
-        ]
-        args = [revision, observed_revision, value, self._hard_ttl_ms]
-        return RESULTS[self._script(redis_scripts.FILL, keys, args)]
+        entry = Fill(redis_keys.snapshot_key(self._env), redis_keys.lease_key(self._env, "*"), revision, value,
+                     self._hard_ttl_ms)  # fmt: skip
+        return self._fill([entry], observed_revision)[0]
 
     def fill_keys(self, keys: set[str], *, revision: int, observed_revision: int) -> Guarded:
         names = [
@@ -229,30 +235,27 @@ class RedisFlagCache:
         return encode(flag, version=version, soft_expiry_ms=soft), self._hard_ttl_ms
 
     def fill(self, key: str, flag: StoredFlag | None, *, version: int, observed_revision: int) -> Guarded:
-        value, ttl = self._value(flag, version)
-        keys = [
-            redis_keys.flag_key(self._env, key),
-            redis_keys.revision_key(self._env),
-            redis_keys.lease_key(self._env, key),
-        ]
-        args = [version, observed_revision, value, ttl]
-        return RESULTS[self._script(redis_scripts.FILL, keys, args)]
+        return self._fill([self._flag_fill(key, flag, version)], observed_revision)[0]
 
     def fill_many(self, flags: list[StoredFlag], *, observed_revision: int) -> list[Guarded]:
-        """FILL_MANY script calls of at most FILL_BATCH_BYTES each: one for a page of ordinary flags."""
+        """FILL calls of at most FILL_BATCH_BYTES each: one for a page of ordinary flags."""
         results: list[Guarded] = []
-        for batch in _batches([(flag, self._value(flag, flag.version)[0]) for flag in flags]):
-            results += self._fill_batch(batch, observed_revision)
+        for batch in _batches([self._flag_fill(flag.key, flag, flag.version) for flag in flags]):
+            results += self._fill(batch, observed_revision)
         return results
 
-    def _fill_batch(self, batch: list[tuple[StoredFlag, str]], observed_revision: int) -> list[Guarded]:
-        """One script call; every key carries the environment's hash tag (one slot in cluster mode)."""
+    def _flag_fill(self, key: str, flag: StoredFlag | None, version: int) -> Fill:
+        value, ttl = self._value(flag, version)
+        return Fill(redis_keys.flag_key(self._env, key), redis_keys.lease_key(self._env, key), version, value, ttl)
+
+    def _fill(self, entries: list[Fill], observed_revision: int) -> list[Guarded]:
+        """One FILL call; every key carries the environment's hash tag (one slot in cluster mode)."""
         keys = [redis_keys.revision_key(self._env)]
-        args: list[Any] = [observed_revision, self._hard_ttl_ms]
-        for flag, value in batch:
-            keys += [redis_keys.flag_key(self._env, flag.key), redis_keys.lease_key(self._env, flag.key)]
-            args += [flag.version, value]
-        return [RESULTS[result] for result in self._script(redis_scripts.FILL_MANY, keys, args)]
+        args: list[Any] = [observed_revision]
+        for entry in entries:
+            keys += [entry.key, entry.lease]
+            args += [entry.version, entry.value, entry.ttl_ms]
+        return [RESULTS[result] for result in self._script(redis_scripts.FILL, keys, args)]
 
     def apply_write(self, key: str, flag: StoredFlag | None, *, version: int, revision: int) -> Guarded:
         value, ttl = self._value(flag, version)
@@ -318,16 +321,16 @@ class RedisFlagCache:
         return len(self._client.connection_pool._get_in_use_connections())  # noqa: SLF001 - redis-py has no public count
 
 
-def _batches(values: list[tuple[StoredFlag, str]]) -> Iterator[list[tuple[StoredFlag, str]]]:
+def _batches(entries: list[Fill]) -> Iterator[list[Fill]]:
     """Consecutive batches of at most FILL_BATCH_BYTES of values (a larger value alone)."""
-    batch: list[tuple[StoredFlag, str]] = []
+    batch: list[Fill] = []
     size = 0
-    for flag, value in values:
-        if batch and size + len(value) > FILL_BATCH_BYTES:
+    for entry in entries:
+        if batch and size + len(entry.value) > FILL_BATCH_BYTES:
             yield batch
             batch, size = [], 0
-        batch.append((flag, value))
-        size += len(value)
+        batch.append(entry)
+        size += len(entry.value)
     if batch:
         yield batch
 

@@ -67,30 +67,14 @@ end
 return {value, revision, redis.call('GET', KEYS[3]), leased}
 """
 
-# KEYS: flag, revision, lease. ARGV: version, observed revision, value, hard ttl ms.
+# KEYS: revision, then for each entry (a flag, or the snapshot) the entry and its refill lease. ARGV: observed
+# revision, then for each entry its version, value and hard ttl ms. One answer per entry.
 # A reader fills what it read from PostgreSQL only if no write was applied since it looked at the
-# revision (before its database read) and the cache holds nothing newer; the refill lease goes either way.
+# revision (before its database read) and the cache holds nothing newer; the refill leases go either way.
 # Revisions follow commit order, so a reader that saw revision R and then read PostgreSQL saw every
-# write up to R, whatever order their cache steps landed in.
+# write up to R, whatever order their cache steps landed in. A page of flags is one call: the keys share
+# the environment's hash tag (one slot in cluster mode).
 FILL = (
-    _CURRENT_VERSION
-    + """
-redis.call('DEL', KEYS[3])
-local revision = redis.call('GET', KEYS[2])
-if not revision then return -1 end
-if tonumber(revision) > tonumber(ARGV[2]) then return 0 end
-local cached = cached_version(KEYS[1])
-if cached and cached > tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-return 1
-"""
-)
-
-# KEYS: revision, then for each flag its entry and its refill lease. ARGV: observed revision, hard ttl ms,
-# then for each flag its version and value. FILL for a page of flags in one round trip, with FILL's guards:
-# every fill is refused if a write was applied since the reader looked, each one if its entry is newer.
-# One answer per flag. The keys share the environment's hash tag: one slot in cluster mode.
-FILL_MANY = (
     _CURRENT_VERSION
     + """
 local count = (#KEYS - 1) / 2
@@ -100,11 +84,12 @@ local revision = redis.call('GET', KEYS[1])
 local refused = nil
 if not revision then refused = -1 elseif tonumber(revision) > tonumber(ARGV[1]) then refused = 0 end
 for i = 1, count do
+  local version, value, ttl = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
   local cached = cached_version(KEYS[2 * i])
   if refused then results[i] = refused
-  elseif cached and cached > tonumber(ARGV[2 * i + 1]) then results[i] = 0
+  elseif cached and cached > tonumber(version) then results[i] = 0
   else
-    redis.call('SET', KEYS[2 * i], ARGV[2 * i + 2], 'PX', ARGV[2])
+    redis.call('SET', KEYS[2 * i], value, 'PX', ttl)
     results[i] = 1
   end
 end
